@@ -1,0 +1,43 @@
+"""The portal's app factory: configuration, extensions, blueprints, CLI and errors — nothing else."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from portal.config import ROOT, load_config
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(load_config(app.instance_path))
+    app.config.update(overrides or {})
+
+    from portal import cli, errors, extensions
+    from portal.web import filters, session
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(
+        app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,
+        compare_type=True,
+    )
+    extensions.csrf.init_app(app)
+    extensions.htmx.init_app(app)
+    extensions.babel.init_app(app, locale_selector=session.select_locale)
+    session.init_app(app)
+    filters.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    from portal.accounts.views import bp as accounts_bp
+    from portal.audit.views import bp as audit_bp
+    from portal.home.views import bp as home_bp
+    from portal.system.views import bp as system_bp
+
+    for bp in (home_bp, accounts_bp, audit_bp, system_bp):
+        app.register_blueprint(bp)
+    return app

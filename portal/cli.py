@@ -1,0 +1,111 @@
+"""Command-line interface (`flask …`). Errors are one clear sentence on stderr, exit status 1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from flask_babel import force_locale
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.textfiles import FileProblem
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+demo_cli = AppGroup("demo", help="Demo data.")
+scheduler_cli = AppGroup("scheduler", help="The periodic job scheduler.")
+
+
+def fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        fail(f"{path} does not exist.")
+    except IsADirectoryError:
+        fail(f"{path} is a folder, not a file.")
+    except PermissionError:
+        fail(f"{path} cannot be read (permission denied).")
+
+
+@users_cli.command("import")
+@click.argument("path")
+@click.option("--valid-only", is_flag=True, help="Import the valid rows even if some are rejected.")
+def users_import(path: str, valid_only: bool) -> None:
+    """Create or update users from a CSV file (agent_no,name,email,team,position,roles,hire_date)."""
+    from portal.accounts.importer import import_users
+
+    data = _read(path)
+    with force_locale("en"):
+        try:
+            report = import_users(data, filename=Path(path).name, actor=None,
+                                  today=utcnow().date(), valid_only=valid_only)
+        except FileProblem as exc:
+            db.session.rollback()
+            fail(str(exc.message))
+    if report.committed:
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+    click.echo(f"File: {path} ({report.encoding})")
+    if report.unknown_columns:
+        click.echo(f"Ignored unknown columns: {', '.join(report.unknown_columns)}")
+    for number, agent_no, reason in report.rejected:
+        click.echo(f"Row {number} ({agent_no or 'no agent_no'}): {reason}", err=True)
+    if not report.committed:
+        fail(f"{len(report.rejected)} row(s) rejected, nothing imported. Fix the rows above, "
+             "or rerun with --valid-only to import the valid rows.")
+    click.echo(f"Created: {len(report.created)}  Updated: {len(report.updated)}  "
+               f"Unchanged: {len(report.unchanged)}  Rejected: {len(report.rejected)}")
+    if report.teams_created:
+        click.echo(f"New teams: {', '.join(report.teams_created)}")
+    if report.positions_created:
+        click.echo(f"New positions: {', '.join(report.positions_created)}")
+    if report.temporary_passwords:
+        click.echo("One-time passwords for the new users (each must choose a password at first login):")
+        click.echo("agent_no,one_time_password")
+        for agent_no, temporary in report.temporary_passwords.items():
+            click.echo(f"{agent_no},{temporary}")
+
+
+@demo_cli.command("seed")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
+def demo_seed(if_empty: bool) -> None:
+    """Load realistic demo data and print the demo logins."""
+    from portal.demo.seed import DEMO_PASSWORD, seed
+
+    created = seed(if_empty=if_empty)
+    db.session.commit()
+    if created is None:
+        click.echo("Demo data already present; nothing changed.")
+        return
+    click.echo(f"Demo data loaded. Every demo login uses the password: {DEMO_PASSWORD}")
+    for role, agent_no, name in created:
+        click.echo(f"  {role:<10} {agent_no:<8} {name}")
+
+
+@scheduler_cli.command("run")
+@click.option("--once", is_flag=True, help="Run each job's current slot once, then exit.")
+def scheduler_run(once: bool) -> None:
+    """Run the periodic jobs in the foreground (one such process per installation)."""
+    from portal.jobs import run_scheduler
+
+    if not current_app.config["SCHEDULER_ENABLED"]:
+        click.echo("SCHEDULER_ENABLED is off: not running any jobs.")
+        return
+    app = current_app._get_current_object()
+    click.echo("Scheduler running; press Ctrl+C to stop." if not once else "Running due jobs once.")
+    run_scheduler(app, once=once)
+
+
+def init_app(app: Flask) -> None:
+    for group in (users_cli, demo_cli, scheduler_cli):
+        app.cli.add_command(group)

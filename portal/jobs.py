@@ -1,0 +1,177 @@
+"""Every periodic job, declared in one list, and the scheduler that runs them.
+
+A job is a thin wrapper around a service. Before working it claims its time slot by inserting a
+`JobRun` row whose (job_id, slot) is unique: a second scheduler process, another host or a rerun
+finds the slot taken and does nothing. In production exactly one `flask scheduler run` process
+runs beside the web workers; web processes never run jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.system.models import JobRun, SchedulerHeartbeat
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+HEARTBEAT_SECONDS = 30
+STALE_RUN = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    func: Callable[[datetime], str]  # does the work for `now`, returns a one-line summary
+    minutes: int  # runs every `minutes` (a divisor of a day), aligned to UTC midnight
+    description: object
+
+    def __post_init__(self):
+        if 1440 % self.minutes:
+            raise ValueError(f"job {self.id}: minutes must divide 1440")
+
+    def slot(self, now: datetime) -> str:
+        """The time slot `now` falls in: the claim key of this run."""
+        step = self.minutes * 60
+        start = EPOCH + timedelta(seconds=((now - EPOCH).total_seconds() // step) * step)
+        return start.strftime("%Y-%m-%dT%H:%M")
+
+
+def purge_login_records(now: datetime) -> str:
+    """Delete expired login-throttle records and ended sessions."""
+    from portal.accounts.security import purge_expired
+
+    window = timedelta(minutes=current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"])
+    failures, sessions = purge_expired(now, window)
+    return f"removed {failures} login failures and {sessions} ended sessions"
+
+
+JOBS: list[Job] = [
+    Job(
+        id="purge_login_records",
+        func=purge_login_records,
+        minutes=15,
+        description=_l("Remove expired login-throttle records and ended sessions"),
+    ),
+]
+
+
+def job_by_id(job_id: str) -> Job:
+    for job in JOBS:
+        if job.id == job_id:
+            return job
+    raise KeyError(job_id)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(job: Job, now: datetime | None = None) -> JobRun | None:
+    """Claim `job`'s current slot and run it; None when another process already claimed it."""
+    now = now or utcnow()
+    _mark_stale_runs(job, now)
+    run = JobRun(job_id=job.id, slot=job.slot(now), status="running", started_at=now,
+                 worker=worker_name())
+    db.session.add(run)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    try:
+        detail = job.func(now)
+        run.status, run.detail = "ok", detail or ""
+    except Exception as exc:  # the failure is recorded and shown on the jobs page
+        db.session.rollback()
+        log.exception("job %s failed", job.id)
+        run = db.session.get(JobRun, run.id)
+        run.status = "failed"
+        run.error = "".join(traceback.format_exception_only(exc)).strip()[:4000]
+    run.finished_at = utcnow()
+    db.session.commit()
+    return run
+
+
+def _mark_stale_runs(job: Job, now: datetime) -> None:
+    """A run left 'running' long ago belonged to a process that died: say so."""
+    db.session.execute(
+        update(JobRun)
+        .where(JobRun.job_id == job.id, JobRun.status == "running",
+               JobRun.started_at < now - STALE_RUN)
+        .values(status="failed", error="interrupted: the scheduler process ended during the run")
+    )
+    db.session.commit()
+
+
+def beat(worker: str, started_at: datetime, now: datetime | None = None) -> None:
+    """Record that this scheduler process is alive."""
+    now = now or utcnow()
+    row = db.session.get(SchedulerHeartbeat, worker)
+    if row is None:
+        db.session.add(SchedulerHeartbeat(worker=worker, started_at=started_at, beat_at=now))
+    else:
+        row.beat_at = now
+    db.session.commit()
+
+
+def heartbeat_age(now: datetime | None = None) -> float | None:
+    """Seconds since any scheduler last beat, or None if none ever ran."""
+    latest = db.session.scalar(select(SchedulerHeartbeat.beat_at).order_by(
+        SchedulerHeartbeat.beat_at.desc()).limit(1))
+    if latest is None:
+        return None
+    return round(((now or utcnow()) - latest).total_seconds(), 1)
+
+
+def _in_app(app: Flask, func: Callable, *args) -> Callable:
+    def call():
+        with app.app_context():
+            try:
+                func(*args)
+            finally:
+                db.session.remove()
+
+    return call
+
+
+def run_scheduler(app: Flask, once: bool = False) -> None:
+    """Run every job on its schedule in the foreground (or each due job once, with `once`)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    worker, started = worker_name(), utcnow()
+    if once:
+        with app.app_context():
+            beat(worker, started)
+            for job in JOBS:
+                run_job(job)
+        return
+
+    scheduler = BlockingScheduler(timezone=UTC, job_defaults={"coalesce": True,
+                                                              "max_instances": 1,
+                                                              "misfire_grace_time": 300})
+    scheduler.add_job(_in_app(app, beat, worker, started), IntervalTrigger(
+        seconds=HEARTBEAT_SECONDS, start_date=EPOCH), id="heartbeat", next_run_time=utcnow())
+    for job in JOBS:
+        scheduler.add_job(_in_app(app, run_job, job),
+                          IntervalTrigger(minutes=job.minutes, start_date=EPOCH), id=job.id,
+                          next_run_time=utcnow())
+    log.info("scheduler %s running %d jobs", worker, len(JOBS))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass

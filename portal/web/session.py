@@ -1,0 +1,92 @@
+"""Per-request wiring: who is logged in, which language, which checks run before every view."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, current_app, has_request_context, request, session, url_for
+from flask_babel import get_locale
+from flask_login import current_user
+from htmx_flask import make_response as htmx_response
+
+from portal.accounts import security
+from portal.db import configure_sqlite, utcnow
+from portal.extensions import db, login_manager
+from portal.web import auth
+from portal.web.htmx import add_vary, is_partial, redirect_to
+
+LANG_COOKIE = "portal_lang"
+
+# Endpoints a user who must first choose a new password may still reach.
+PASSWORD_CHANGE_EXEMPT = frozenset(
+    {"accounts.password", "accounts.logout", "accounts.language", "static", "system.healthz"}
+)
+
+
+def select_locale() -> str:
+    """The user's own choice, else the language cookie, else Chinese."""
+    languages = current_app.config["LANGUAGES"]
+    if has_request_context():
+        if current_user.is_authenticated and current_user.locale in languages:
+            return current_user.locale
+        chosen = request.cookies.get(LANG_COOKIE)
+        if chosen in languages:
+            return chosen
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_path() -> str:
+    """This request's path with its query string, for `next=` links."""
+    return request.full_path if request.query_string else request.path
+
+
+def _load_user(token: str):
+    return security.load_session_user(token, utcnow())
+
+
+def _unauthorized():
+    """Logged out: a page redirects to the login form; htmx gets HX-Redirect, not a swapped 302."""
+    target = url_for("accounts.login", next=current_path() if request.method == "GET" else None)
+    if is_partial():
+        return htmx_response("", 401, redirect=url_for("accounts.login"))
+    if request.path.startswith("/api/"):
+        return {"error": "authentication required"}, 401
+    return redirect_to(target)
+
+
+def _require_new_password():
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    if request.endpoint in PASSWORD_CHANGE_EXEMPT or request.endpoint is None:
+        return None
+    return redirect_to(url_for("accounts.password"))
+
+
+def _mark_session_permanent():
+    # A permanent cookie session is what makes Flask enforce the idle lifetime server-side.
+    session.permanent = True
+
+
+def init_app(app: Flask) -> None:
+    os.makedirs(app.instance_path, exist_ok=True)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine)
+
+    login_manager.init_app(app)
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    login_manager.session_protection = "basic"
+
+    app.before_request(_mark_session_permanent)
+    app.before_request(auth.enforce_declared_access)
+    app.before_request(_require_new_password)
+    app.after_request(add_vary)
+
+    @app.context_processor
+    def _navigation():
+        return {
+            "allowed": lambda perm: auth.allowed(current_user, perm),
+            "get_locale": get_locale,
+            "current_path": current_path,
+        }
