@@ -1,4 +1,4 @@
-"""The portal's app factory: configuration, extensions, blueprints, CLI and errors — nothing else."""
+"""The app factory: configuration, extensions, blueprints, CLI and errors — nothing else."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     extensions.db.init_app(app)
     extensions.migrate.init_app(
-        app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,
+        app,
+        extensions.db,
+        directory=str(ROOT / "migrations"),
+        render_as_batch=True,
         compare_type=True,
     )
     extensions.csrf.init_app(app)

@@ -39,14 +39,19 @@ def _read(path: str) -> bytes:
 @click.argument("path")
 @click.option("--valid-only", is_flag=True, help="Import the valid rows even if some are rejected.")
 def users_import(path: str, valid_only: bool) -> None:
-    """Create or update users from a CSV file (agent_no,name,email,team,position,roles,hire_date)."""
+    """Create or update users from a CSV: agent_no,name,email,team,position,roles,hire_date."""
     from portal.accounts.importer import import_users
 
     data = _read(path)
     with force_locale("en"):
         try:
-            report = import_users(data, filename=Path(path).name, actor=None,
-                                  today=utcnow().date(), valid_only=valid_only)
+            report = import_users(
+                data,
+                filename=Path(path).name,
+                actor=None,
+                today=utcnow().date(),
+                valid_only=valid_only,
+            )
         except FileProblem as exc:
             db.session.rollback()
             fail(str(exc.message))
@@ -61,16 +66,22 @@ def users_import(path: str, valid_only: bool) -> None:
     for number, agent_no, reason in report.rejected:
         click.echo(f"Row {number} ({agent_no or 'no agent_no'}): {reason}", err=True)
     if not report.committed:
-        fail(f"{len(report.rejected)} row(s) rejected, nothing imported. Fix the rows above, "
-             "or rerun with --valid-only to import the valid rows.")
-    click.echo(f"Created: {len(report.created)}  Updated: {len(report.updated)}  "
-               f"Unchanged: {len(report.unchanged)}  Rejected: {len(report.rejected)}")
+        fail(
+            f"{len(report.rejected)} row(s) rejected, nothing imported. Fix the rows above, "
+            "or rerun with --valid-only to import the valid rows."
+        )
+    click.echo(
+        f"Created: {len(report.created)}  Updated: {len(report.updated)}  "
+        f"Unchanged: {len(report.unchanged)}  Rejected: {len(report.rejected)}"
+    )
     if report.teams_created:
         click.echo(f"New teams: {', '.join(report.teams_created)}")
     if report.positions_created:
         click.echo(f"New positions: {', '.join(report.positions_created)}")
     if report.temporary_passwords:
-        click.echo("One-time passwords for the new users (each must choose a password at first login):")
+        click.echo(
+            "One-time passwords for the new users (each must choose a password at first login):"
+        )
         click.echo("agent_no,one_time_password")
         for agent_no, temporary in report.temporary_passwords.items():
             click.echo(f"{agent_no},{temporary}")

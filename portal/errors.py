@@ -16,7 +16,10 @@ MESSAGES = {
         _l("Not allowed"),
         _l("Your account may not open this page. If you need it, ask an administrator."),
     ),
-    404: (_l("Not found"), _l("This page does not exist. Check the address or go to the home page.")),
+    404: (
+        _l("Not found"),
+        _l("This page does not exist. Check the address or go to the home page."),
+    ),
     405: (_l("Not allowed"), _l("This action cannot be done this way. Go back and use the page.")),
     413: (
         _l("File too large"),
@@ -24,12 +27,18 @@ MESSAGES = {
     ),
     500: (
         _l("Something went wrong"),
-        _l("The portal hit an error and nothing was saved. Try again; if it persists, tell an administrator."),
+        _l(
+            "The portal hit an error and nothing was saved. "
+            "Try again; if it persists, tell an administrator."
+        ),
     ),
 }
 CSRF_MESSAGE = (
     _l("Page expired"),
-    _l("This form is no longer valid, usually because you logged out meanwhile. Reload the page and try again."),
+    _l(
+        "This form is no longer valid, usually because you logged out meanwhile. "
+        "Reload the page and try again."
+    ),
 )
 
 

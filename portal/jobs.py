@@ -8,6 +8,7 @@ runs beside the web workers; web processes never run jobs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -84,8 +85,9 @@ def run_job(job: Job, now: datetime | None = None) -> JobRun | None:
     """Claim `job`'s current slot and run it; None when another process already claimed it."""
     now = now or utcnow()
     _mark_stale_runs(job, now)
-    run = JobRun(job_id=job.id, slot=job.slot(now), status="running", started_at=now,
-                 worker=worker_name())
+    run = JobRun(
+        job_id=job.id, slot=job.slot(now), status="running", started_at=now, worker=worker_name()
+    )
     db.session.add(run)
     try:
         db.session.commit()
@@ -110,8 +112,9 @@ def _mark_stale_runs(job: Job, now: datetime) -> None:
     """A run left 'running' long ago belonged to a process that died: say so."""
     db.session.execute(
         update(JobRun)
-        .where(JobRun.job_id == job.id, JobRun.status == "running",
-               JobRun.started_at < now - STALE_RUN)
+        .where(
+            JobRun.job_id == job.id, JobRun.status == "running", JobRun.started_at < now - STALE_RUN
+        )
         .values(status="failed", error="interrupted: the scheduler process ended during the run")
     )
     db.session.commit()
@@ -130,8 +133,9 @@ def beat(worker: str, started_at: datetime, now: datetime | None = None) -> None
 
 def heartbeat_age(now: datetime | None = None) -> float | None:
     """Seconds since any scheduler last beat, or None if none ever ran."""
-    latest = db.session.scalar(select(SchedulerHeartbeat.beat_at).order_by(
-        SchedulerHeartbeat.beat_at.desc()).limit(1))
+    latest = db.session.scalar(
+        select(SchedulerHeartbeat.beat_at).order_by(SchedulerHeartbeat.beat_at.desc()).limit(1)
+    )
     if latest is None:
         return None
     return round(((now or utcnow()) - latest).total_seconds(), 1)
@@ -161,17 +165,22 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
                 run_job(job)
         return
 
-    scheduler = BlockingScheduler(timezone=UTC, job_defaults={"coalesce": True,
-                                                              "max_instances": 1,
-                                                              "misfire_grace_time": 300})
-    scheduler.add_job(_in_app(app, beat, worker, started), IntervalTrigger(
-        seconds=HEARTBEAT_SECONDS, start_date=EPOCH), id="heartbeat", next_run_time=utcnow())
+    scheduler = BlockingScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
+    )
+    scheduler.add_job(
+        _in_app(app, beat, worker, started),
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS, start_date=EPOCH),
+        id="heartbeat",
+        next_run_time=utcnow(),
+    )
     for job in JOBS:
-        scheduler.add_job(_in_app(app, run_job, job),
-                          IntervalTrigger(minutes=job.minutes, start_date=EPOCH), id=job.id,
-                          next_run_time=utcnow())
+        scheduler.add_job(
+            _in_app(app, run_job, job),
+            IntervalTrigger(minutes=job.minutes, start_date=EPOCH),
+            id=job.id,
+            next_run_time=utcnow(),
+        )
     log.info("scheduler %s running %d jobs", worker, len(JOBS))
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass

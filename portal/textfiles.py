@@ -27,8 +27,19 @@ def _plausible_chinese(text: str) -> bool:
         if ord(ch) < 128:
             continue
         name = unicodedata.name(ch, "")
-        if not name.startswith(("CJK", "FULLWIDTH", "IDEOGRAPHIC", "HALFWIDTH", "MIDDLE DOT",
-                                "LEFT", "RIGHT", "EM DASH", "HORIZONTAL ELLIPSIS")):
+        if not name.startswith(
+            (
+                "CJK",
+                "FULLWIDTH",
+                "IDEOGRAPHIC",
+                "HALFWIDTH",
+                "MIDDLE DOT",
+                "LEFT",
+                "RIGHT",
+                "EM DASH",
+                "HORIZONTAL ELLIPSIS",
+            )
+        ):
             return False
     return True
 
@@ -39,7 +50,10 @@ def decode_text(data: bytes) -> tuple[str, str]:
         raise FileProblem(_l("The file is UTF-16 text. Save it as CSV UTF-8 and try again."))
     if data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
         raise FileProblem(
-            _l("The file is not a CSV text file (is it an Excel workbook?). Save it as CSV and try again.")
+            _l(
+                "The file is not a CSV text file (is it an Excel workbook?). "
+                "Save it as CSV and try again."
+            )
         )
     if data.startswith(b"\xef\xbb\xbf"):
         try:
@@ -58,7 +72,10 @@ def decode_text(data: bytes) -> tuple[str, str]:
         if text is not None and _plausible_chinese(text):
             return "gb18030", text
     raise FileProblem(
-        _l("The file's encoding is neither UTF-8 nor GB18030/GBK. Save it as CSV UTF-8 and try again.")
+        _l(
+            "The file's encoding is neither UTF-8 nor GB18030/GBK. "
+            "Save it as CSV UTF-8 and try again."
+        )
     )
 
 
@@ -83,8 +100,11 @@ def read_csv(
     missing = [c for c in required if c not in names]
     if missing:
         raise FileProblem(
-            _l("Missing column(s): %(columns)s. The header row must name: %(required)s.",
-               columns=", ".join(missing), required=", ".join(required))
+            _l(
+                "Missing column(s): %(columns)s. The header row must name: %(required)s.",
+                columns=", ".join(missing),
+                required=", ".join(required),
+            )
         )
     known = set(required) | set(optional)
     unknown = [n for n in names if n and n not in known]
@@ -93,8 +113,16 @@ def read_csv(
         for number, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):
                 continue
-            rows.append((number, {n: (values[i].strip() if i < len(values) else "")
-                                  for i, n in enumerate(names) if n}))
+            rows.append(
+                (
+                    number,
+                    {
+                        n: (values[i].strip() if i < len(values) else "")
+                        for i, n in enumerate(names)
+                        if n
+                    },
+                )
+            )
     except csv.Error as exc:
         raise FileProblem(
             _l("Row %(row)s is not valid CSV: %(error)s", row=reader.line_num, error=str(exc))

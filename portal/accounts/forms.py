@@ -87,9 +87,7 @@ class UserForm(FlaskForm):
     team_id = SelectField(_l("Team"), coerce=int)
     position_id = SelectField(_l("Position"), coerce=int)
     hire_date = IsoDateField(_l("Hire date"), [Optional()])
-    roles = MultiCheckboxField(
-        _l("Roles"), choices=[(r.value, ROLE_LABELS[r.value]) for r in Role]
-    )
+    roles = MultiCheckboxField(_l("Roles"), choices=[(r.value, ROLE_LABELS[r.value]) for r in Role])
 
     def __init__(self, *args, teams=(), positions=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -98,8 +98,15 @@ def _check_row(values: dict, today: date) -> tuple[dict, str | None]:
     team, position = values.get("team", ""), values.get("position", "")
     if len(team) > 64 or len(position) > 64:
         return {}, "team and position names are at most 64 characters"
-    return {"agent_no": agent_no, "name": name, "email": email or None, "team": team,
-            "position": position, "roles": roles, "hire_date": hire_date}, None
+    return {
+        "agent_no": agent_no,
+        "name": name,
+        "email": email or None,
+        "team": team,
+        "position": position,
+        "roles": roles,
+        "hire_date": hire_date,
+    }, None
 
 
 def _by_name(model, cache: dict, name: str, created: list[str]):
@@ -116,8 +123,9 @@ def _by_name(model, cache: dict, name: str, created: list[str]):
     return cache[key]
 
 
-def import_users(data: bytes, *, filename: str, actor: User | None, today: date,
-                 valid_only: bool = False) -> ImportReport:
+def import_users(
+    data: bytes, *, filename: str, actor: User | None, today: date, valid_only: bool = False
+) -> ImportReport:
     """Import users from CSV bytes. Any rejected row imports nothing unless `valid_only`."""
     report = ImportReport()
     report.encoding, report.unknown_columns, rows = read_csv(data, COLUMNS)
@@ -135,7 +143,9 @@ def import_users(data: bytes, *, filename: str, actor: User | None, today: date,
         if reason is None and clean["email"]:
             owner = emails.get(clean["email"])
             if clean["email"] in seen_emails:
-                reason = f"email {clean['email']} already appears in row {seen_emails[clean['email']]}"
+                reason = (
+                    f"email {clean['email']} already appears in row {seen_emails[clean['email']]}"
+                )
             elif owner is not None and owner != key:
                 reason = f"email {clean['email']} belongs to another user ({owner})"
         if reason:
@@ -153,10 +163,13 @@ def import_users(data: bytes, *, filename: str, actor: User | None, today: date,
     positions: dict = {}
     for clean in clean_rows:
         data_ = services.UserData(
-            agent_no=clean["agent_no"], name=clean["name"], email=clean["email"],
+            agent_no=clean["agent_no"],
+            name=clean["name"],
+            email=clean["email"],
             team=_by_name(Team, teams, clean["team"], report.teams_created),
             position=_by_name(Position, positions, clean["position"], report.positions_created),
-            hire_date=clean["hire_date"], roles=clean["roles"],
+            hire_date=clean["hire_date"],
+            roles=clean["roles"],
         )
         user = existing.get(clean["agent_no"].lower())
         if user is None:
@@ -169,8 +182,15 @@ def import_users(data: bytes, *, filename: str, actor: User | None, today: date,
             services.update_user(actor, user, data_)
             target = report.updated if services.user_snapshot(user) != before else report.unchanged
             target.append(user.agent_no)
-    record(actor, "users.import", "file", filename, summary=(
-        f"{filename}: {len(report.created)} created, {len(report.updated)} updated, "
-        f"{len(report.rejected)} rejected"))
+    record(
+        actor,
+        "users.import",
+        "file",
+        filename,
+        summary=(
+            f"{filename}: {len(report.created)} created, {len(report.updated)} updated, "
+            f"{len(report.rejected)} rejected"
+        ),
+    )
     report.committed = True
     return report

@@ -109,9 +109,7 @@ class User(UserMixin, db.Model):
 
     team: Mapped[Team | None] = relationship(back_populates="members", foreign_keys=[team_id])
     position: Mapped[Position | None] = relationship(back_populates="members")
-    role_rows: Mapped[list[UserRole]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
-    )
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     led_teams: Mapped[list[Team]] = relationship(
         secondary=team_leads, back_populates="leads", order_by="Team.name"
     )

@@ -45,9 +45,7 @@ def verify_password(user: User | None, password: str) -> bool:
     stored = user.password_hash if user is not None and user.password_hash else None
     if stored and stored.startswith(TEMPORARY_PREFIX):
         # One-time passwords only work until the user has chosen their own.
-        return user.must_change_password and hmac.compare_digest(
-            stored, hash_temporary(password)
-        )
+        return user.must_change_password and hmac.compare_digest(stored, hash_temporary(password))
     try:
         return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (VerificationError, InvalidHashError):
@@ -91,16 +89,27 @@ def _token_hash(token: str) -> str:
 
 
 def start_session(
-    user: User, *, remember: bool, now: datetime, max_hours: int, remember_days: int,
-    ip: str = "", user_agent: str = "",
+    user: User,
+    *,
+    remember: bool,
+    now: datetime,
+    max_hours: int,
+    remember_days: int,
+    ip: str = "",
+    user_agent: str = "",
 ) -> str:
     """Create a login session row and return its token (kept only in the user's cookie)."""
     token = secrets.token_urlsafe(32)
     lifetime = timedelta(days=remember_days) if remember else timedelta(hours=max_hours)
     db.session.add(
         UserSession(
-            user_id=user.id, token_hash=_token_hash(token), remember=remember,
-            created_at=now, expires_at=now + lifetime, ip=ip[:64], user_agent=user_agent[:255],
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            remember=remember,
+            created_at=now,
+            expires_at=now + lifetime,
+            ip=ip[:64],
+            user_agent=user_agent[:255],
         )
     )
     db.session.flush()

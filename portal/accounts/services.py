@@ -90,13 +90,17 @@ def _check_unique(data: UserData, user: User | None) -> None:
         select(User.id).where(func.lower(User.agent_no) == data.agent_no.lower())
     )
     if agent_no_taken and (user is None or agent_no_taken != user.id):
-        raise AccountError(_l("This employee number is already used by another account."), "agent_no")
+        raise AccountError(
+            _l("This employee number is already used by another account."), "agent_no"
+        )
     if data.email:
         email_taken = db.session.scalar(
             select(User.id).where(func.lower(User.email) == data.email.lower())
         )
         if email_taken and (user is None or email_taken != user.id):
-            raise AccountError(_l("This e-mail address is already used by another account."), "email")
+            raise AccountError(
+                _l("This e-mail address is already used by another account."), "email"
+            )
 
 
 def _apply(user: User, data: UserData) -> None:
@@ -120,8 +124,7 @@ def create_user(actor: User | None, data: UserData, temporary: str | None = None
         user.password_hash = security.hash_temporary(temporary)
     db.session.add(user)
     db.session.flush()
-    record(actor, "user.create", "user", user.id, summary=user.agent_no,
-           after=user_snapshot(user))
+    record(actor, "user.create", "user", user.id, summary=user.agent_no, after=user_snapshot(user))
     return user
 
 
@@ -136,8 +139,9 @@ def update_user(actor: User | None, user: User, data: UserData) -> User:
     db.session.flush()
     after = user_snapshot(user)
     if after != before:
-        record(actor, "user.update", "user", user.id, summary=user.agent_no,
-               before=before, after=after)
+        record(
+            actor, "user.update", "user", user.id, summary=user.agent_no, before=before, after=after
+        )
     return user
 
 
@@ -151,8 +155,15 @@ def set_user_active(actor: User, user: User, active: bool, now: datetime) -> Non
     if not active:
         security.end_other_sessions(user, now)
     db.session.flush()
-    record(actor, "user.activate" if active else "user.deactivate", "user", user.id,
-           summary=user.agent_no, before={"active": not active}, after={"active": active})
+    record(
+        actor,
+        "user.activate" if active else "user.deactivate",
+        "user",
+        user.id,
+        summary=user.agent_no,
+        before={"active": not active},
+        after={"active": active},
+    )
 
 
 def reset_password(actor: User, user: User, now: datetime) -> str:
@@ -202,22 +213,27 @@ def find_login_user(login: str) -> User | None:
     )
 
 
-def authenticate(login: str, password: str, address: str, policy: security.ThrottlePolicy,
-                 now: datetime) -> User:
+def authenticate(
+    login: str, password: str, address: str, policy: security.ThrottlePolicy, now: datetime
+) -> User:
     """Check a login attempt against the throttle and the password; raise AccountError."""
     key = normalise_login(login)
     wait = security.throttle_wait(key, address, policy, now)
     if wait:
         raise AccountError(
-            _l("Too many failed attempts. Try again in %(minutes)s minutes.",
-               minutes=max(1, -(-wait // 60))),
+            _l(
+                "Too many failed attempts. Try again in %(minutes)s minutes.",
+                minutes=max(1, -(-wait // 60)),
+            ),
             wait=wait,
         )
     user = find_login_user(key)
     ok = security.verify_password(user, password)
     if not ok or user is None or not user.active:
         security.record_failure(key, address, now)
-        raise AccountError(_l("Employee number or password is not correct, or the account is deactivated."))
+        raise AccountError(
+            _l("Employee number or password is not correct, or the account is deactivated.")
+        )
     security.clear_account_failures(key)
     if security.password_needs_rehash(user):
         user.password_hash = security.hash_password(password)
@@ -250,13 +266,19 @@ def save_team(actor: User, team: Team | None, name: str, leads: list[User]) -> T
     db.session.flush()
     after = team_snapshot(team)
     if after != before:
-        record(actor, "team.update" if before else "team.create", "team", team.id,
-               summary=team.name, before=before, after=after)
+        record(
+            actor,
+            "team.update" if before else "team.create",
+            "team",
+            team.id,
+            summary=team.name,
+            before=before,
+            after=after,
+        )
     return team
 
 
-def save_position(actor: User, position: Position | None, name: str, description: str
-                  ) -> Position:
+def save_position(actor: User, position: Position | None, name: str, description: str) -> Position:
     name = name.strip()
     if not name:
         raise AccountError(_l("Enter a name."), "name")
@@ -271,6 +293,13 @@ def save_position(actor: User, position: Position | None, name: str, description
     db.session.flush()
     after = {"name": position.name, "description": position.description}
     if after != before:
-        record(actor, "position.update" if before else "position.create", "position",
-               position.id, summary=position.name, before=before, after=after)
+        record(
+            actor,
+            "position.update" if before else "position.create",
+            "position",
+            position.id,
+            summary=position.name,
+            before=before,
+            after=after,
+        )
     return position

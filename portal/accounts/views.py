@@ -12,7 +12,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.accounts import security, services
-from portal.accounts.forms import LanguageForm, LoginForm, PasswordForm, PositionForm, TeamForm, UserForm
+from portal.accounts.forms import (
+    LanguageForm,
+    LoginForm,
+    PasswordForm,
+    PositionForm,
+    TeamForm,
+    UserForm,
+)
 from portal.accounts.models import Position, Role, Team, User, UserRole
 from portal.accounts.services import AccountError, UserData
 from portal.db import utcnow
@@ -67,8 +74,11 @@ def login():
         now = utcnow()
         try:
             user = services.authenticate(
-                form.login.data, form.password.data, request.remote_addr or "",
-                _throttle_policy(), now,
+                form.login.data,
+                form.password.data,
+                request.remote_addr or "",
+                _throttle_policy(),
+                now,
             )
         except AccountError as err:
             db.session.commit()  # keep the recorded failure
@@ -77,9 +87,13 @@ def login():
         else:
             cfg = current_app.config
             security.start_session(
-                user, remember=form.remember.data, now=now, max_hours=cfg["SESSION_MAX_HOURS"],
+                user,
+                remember=form.remember.data,
+                now=now,
+                max_hours=cfg["SESSION_MAX_HOURS"],
                 remember_days=cfg["REMEMBER_COOKIE_DURATION"].days,
-                ip=request.remote_addr or "", user_agent=request.user_agent.string,
+                ip=request.remote_addr or "",
+                user_agent=request.user_agent.string,
             )
             db.session.commit()
             login_user(user, remember=form.remember.data)
@@ -111,8 +125,13 @@ def password():
             db.session.commit()
             return render("accounts/password_changed.html", "content")
     status = 422 if form.is_submitted() else 200
-    return render("accounts/password.html", "form", status=status, form=form,
-                  forced=current_user.must_change_password)
+    return render(
+        "accounts/password.html",
+        "form",
+        status=status,
+        form=form,
+        forced=current_user.must_change_password,
+    )
 
 
 @bp.post("/account/language")
@@ -125,8 +144,9 @@ def language():
         services.set_locale(current_user, form.locale.data)
         db.session.commit()
     response = make_response(redirect_to(_safe_next(request.form.get("next"))))
-    response.set_cookie(LANG_COOKIE, form.locale.data, max_age=365 * 24 * 3600,
-                        samesite="Lax", httponly=True)
+    response.set_cookie(
+        LANG_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+    )
     return response
 
 
@@ -170,17 +190,32 @@ def user_list():
     stmt = select(User).options(joinedload(User.team), joinedload(User.position))
     if q:
         like = f"%{q}%"
-        stmt = stmt.where(or_(User.agent_no.ilike(like), User.name.ilike(like), User.email.ilike(like)))
+        stmt = stmt.where(
+            or_(User.agent_no.ilike(like), User.name.ilike(like), User.email.ilike(like))
+        )
     if team_id:
         stmt = stmt.where(User.team_id == team_id)
     if role in {r.value for r in Role}:
         stmt = stmt.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == role)))
     if status in ("active", "inactive"):
         stmt = stmt.where(User.active.is_(status == "active"))
-    page = db.paginate(stmt.order_by(User.agent_no), page=request.args.get("page", 1, type=int),
-                       per_page=PER_PAGE, error_out=False)
-    return render("accounts/users.html", "results", page=page, q=q, team_id=team_id, role=role,
-                  status=status, teams=_teams(), roles=list(Role))
+    page = db.paginate(
+        stmt.order_by(User.agent_no),
+        page=request.args.get("page", 1, type=int),
+        per_page=PER_PAGE,
+        error_out=False,
+    )
+    return render(
+        "accounts/users.html",
+        "results",
+        page=page,
+        q=q,
+        team_id=team_id,
+        role=role,
+        status=status,
+        teams=_teams(),
+        roles=list(Role),
+    )
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -196,8 +231,13 @@ def user_create():
             _field_error(form, err)
         else:
             db.session.commit()
-            return render("accounts/user_password.html", "content", user=user,
-                          temporary=temporary, created=True)
+            return render(
+                "accounts/user_password.html",
+                "content",
+                user=user,
+                temporary=temporary,
+                created=True,
+            )
     status = 422 if form.is_submitted() else 200
     return render("accounts/user_form.html", "form", status=status, form=form, user=None)
 
@@ -243,8 +283,9 @@ def user_set_active(user_id: int):
     try:
         services.set_user_active(current_user, user, active, utcnow())
     except AccountError as err:
-        return render("errors/_message.html", status=409, title=_("Not possible"),
-                      message=err.message)
+        return render(
+            "errors/_message.html", status=409, title=_("Not possible"), message=err.message
+        )
     db.session.commit()
     return redirect_to(url_for("accounts.user_detail", user_id=user.id))
 
@@ -255,8 +296,9 @@ def user_reset_password(user_id: int):
     user = _user_or_404(user_id)
     temporary = services.reset_password(current_user, user, utcnow())
     db.session.commit()
-    return render("accounts/user_password.html", "content", user=user, temporary=temporary,
-                  created=False)
+    return render(
+        "accounts/user_password.html", "content", user=user, temporary=temporary, created=False
+    )
 
 
 # --- teams ----------------------------------------------------------------------------------
@@ -265,8 +307,10 @@ def user_reset_password(user_id: int):
 def _lead_candidates():
     return db.session.scalars(
         select(User)
-        .where(User.active.is_(True),
-               User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.TEAM_LEAD.value)))
+        .where(
+            User.active.is_(True),
+            User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.TEAM_LEAD.value)),
+        )
         .order_by(User.agent_no)
     ).all()
 
@@ -323,8 +367,10 @@ def team_detail(team_id: int):
     if not services.can_view_team(current_user, team):
         abort(403)
     members = db.session.scalars(
-        select(User).options(joinedload(User.position))
-        .where(User.team_id == team.id).order_by(User.active.desc(), User.agent_no)
+        select(User)
+        .options(joinedload(User.position))
+        .where(User.team_id == team.id)
+        .order_by(User.active.desc(), User.agent_no)
     ).all()
     return render("accounts/team_detail.html", team=team, members=members)
 
@@ -337,7 +383,8 @@ def team_detail(team_id: int):
 def position_list():
     counts = dict(
         db.session.execute(
-            select(User.position_id, func.count()).where(User.active.is_(True))
+            select(User.position_id, func.count())
+            .where(User.active.is_(True))
             .group_by(User.position_id)
         ).all()
     )
@@ -354,7 +401,9 @@ def position_edit(position_id: int | None):
     form = PositionForm(obj=position)
     if form.validate_on_submit():
         try:
-            services.save_position(current_user, position, form.name.data, form.description.data or "")
+            services.save_position(
+                current_user, position, form.name.data, form.description.data or ""
+            )
         except AccountError as err:
             db.session.rollback()
             _field_error(form, err)
@@ -362,5 +411,6 @@ def position_edit(position_id: int | None):
             db.session.commit()
             return redirect_to(url_for("accounts.position_list"))
     status = 422 if form.is_submitted() else 200
-    return render("accounts/position_form.html", "form", status=status, form=form,
-                  position=position)
+    return render(
+        "accounts/position_form.html", "form", status=status, form=form, position=position
+    )

@@ -45,10 +45,19 @@ def audit_list():
         stmt = stmt.where(AuditEntry.at < end + timedelta(days=1))
     page = db.paginate(
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()),
-        page=request.args.get("page", 1, type=int), per_page=50, error_out=False,
+        page=request.args.get("page", 1, type=int),
+        per_page=50,
+        error_out=False,
     )
     actions = db.session.scalars(select(distinct(AuditEntry.action)).order_by(AuditEntry.action))
     return render(
-        "audit/list.html", "results", page=page, actions=list(actions), action=action, who=who,
-        date_from=date_from, date_to=date_to, changes=changes,
+        "audit/list.html",
+        "results",
+        page=page,
+        actions=list(actions),
+        action=action,
+        who=who,
+        date_from=date_from,
+        date_to=date_to,
+        changes=changes,
     )

@@ -19,13 +19,56 @@ POSITIONS = {
     "社交媒体客服": "微博、微信、抖音等社交渠道的在线服务与舆情响应",
 }
 # team -> (position of its agents, number of agents)
-TEAMS = {"一组": ("电话客服", 10), "二组": ("电话客服", 10), "技术组": ("技术支持", 7),
-         "社媒组": ("社交媒体客服", 6)}
+TEAMS = {
+    "一组": ("电话客服", 10),
+    "二组": ("电话客服", 10),
+    "技术组": ("技术支持", 7),
+    "社媒组": ("社交媒体客服", 6),
+}
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
-GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
-         "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "晓燕", "婷婷", "佳怡", "子轩", "梓涵",
-         "浩然", "欣怡", "宇航", "思远", "雨萱", "俊杰", "嘉欣", "文博", "诗涵", "天宇", "一帆", "可馨"]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "秀英",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀兰",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "晓燕",
+    "婷婷",
+    "佳怡",
+    "子轩",
+    "梓涵",
+    "浩然",
+    "欣怡",
+    "宇航",
+    "思远",
+    "雨萱",
+    "俊杰",
+    "嘉欣",
+    "文博",
+    "诗涵",
+    "天宇",
+    "一帆",
+    "可馨",
+]
 
 
 def _names(rng: random.Random, count: int) -> list[str]:
@@ -50,8 +93,9 @@ def seed(if_empty: bool = False, today: date | None = None) -> list[tuple[str, s
 
     positions = {}
     for name, description in POSITIONS.items():
-        positions[name] = db.session.scalar(select(Position).where(Position.name == name)) or \
-            Position(name=name, description=description)
+        positions[name] = db.session.scalar(
+            select(Position).where(Position.name == name)
+        ) or Position(name=name, description=description)
         db.session.add(positions[name])
     teams = {}
     for name in TEAMS:
@@ -65,8 +109,13 @@ def seed(if_empty: bool = False, today: date | None = None) -> list[tuple[str, s
     def person(agent_no, roles, team=None, position=None, hired_days_ago=None):
         user = db.session.scalar(select(User).where(User.agent_no == agent_no))
         if user is None:
-            user = User(agent_no=agent_no, name=next(names), password_hash=password_hash,
-                        must_change_password=False, active=True)
+            user = User(
+                agent_no=agent_no,
+                name=next(names),
+                password_hash=password_hash,
+                must_change_password=False,
+                active=True,
+            )
             db.session.add(user)
         else:
             next(names)

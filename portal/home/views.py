@@ -30,9 +30,7 @@ def _admin_overview() -> dict:
         "recent_audit": db.session.scalars(
             select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(5)
         ).all(),
-        "failed_jobs": db.session.scalar(
-            select(func.count()).where(JobRun.status == "failed")
-        ),
+        "failed_jobs": db.session.scalar(select(func.count()).where(JobRun.status == "failed")),
         "heartbeat_age": heartbeat_age(),
     }
 
@@ -46,8 +44,10 @@ def index():
     led = []
     if current_user.has_role(Role.TEAM_LEAD):
         led = db.session.scalars(
-            select(Team).options(selectinload(Team.members))
-            .where(Team.id.in_([t.id for t in current_user.led_teams])).order_by(Team.name)
+            select(Team)
+            .options(selectinload(Team.members))
+            .where(Team.id.in_([t.id for t in current_user.led_teams]))
+            .order_by(Team.name)
         ).all()
     admin = _admin_overview() if current_user.has_role(Role.ADMIN) else None
     return render("home/index.html", me=me, led_teams=led, admin=admin)

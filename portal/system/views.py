@@ -31,19 +31,27 @@ def healthz():
 @bp.get("/admin/jobs")
 @require("jobs.read")
 def job_list():
-    latest_ids = (
-        select(func.max(JobRun.id)).group_by(JobRun.job_id).scalar_subquery()
-    )
-    latest = {r.job_id: r for r in db.session.scalars(select(JobRun).where(JobRun.id.in_(latest_ids)))}
+    latest_ids = select(func.max(JobRun.id)).group_by(JobRun.job_id).scalar_subquery()
+    latest = {
+        r.job_id: r for r in db.session.scalars(select(JobRun).where(JobRun.id.in_(latest_ids)))
+    }
     page = db.paginate(
         select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc()),
-        page=request.args.get("page", 1, type=int), per_page=25, error_out=False,
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
     )
     heartbeats = db.session.scalars(
         select(SchedulerHeartbeat).order_by(SchedulerHeartbeat.beat_at.desc()).limit(10)
     ).all()
     return render(
-        "system/jobs.html", "runs", jobs=JOBS, latest=latest, page=page,
-        heartbeats=heartbeats, heartbeat_age=heartbeat_age(), now=utcnow(),
+        "system/jobs.html",
+        "runs",
+        jobs=JOBS,
+        latest=latest,
+        page=page,
+        heartbeats=heartbeats,
+        heartbeat_age=heartbeat_age(),
+        now=utcnow(),
         scheduler_enabled=current_app.config["SCHEDULER_ENABLED"],
     )

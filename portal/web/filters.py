@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import Flask
-from flask_babel import format_date, format_datetime, lazy_gettext as _l
+from flask_babel import format_date, format_datetime
+from flask_babel import lazy_gettext as _l
 
 ROLE_LABELS = {
     "agent": _l("Agent"),

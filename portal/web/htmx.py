@@ -30,6 +30,6 @@ def redirect_to(url: str) -> Response:
 
 
 def add_vary(response: Response) -> Response:
-    """after_request: the same URL answers a page or a fragment, so caches must key on HX-Request."""
+    """after_request: one URL answers a page or a fragment, so caches key on HX-Request."""
     response.vary.add("HX-Request")
     return response
