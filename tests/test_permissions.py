@@ -1,0 +1,165 @@
+"""The permission matrix: every route, the roles allowed, checked over HTTP.
+
+Adding a route without adding it here fails `test_every_route_is_in_the_matrix`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Blueprint
+
+from portal import create_app
+from portal.accounts.models import Role
+from portal.web.auth import PUBLIC, endpoint_access
+from tests.conftest import csrf_token, login
+
+A, TL, QA, QL, AD = Role.AGENT, Role.TEAM_LEAD, Role.QA, Role.QA_LEAD, Role.ADMIN
+EVERYONE = frozenset(Role)
+ADMIN = frozenset({AD})
+
+# endpoint -> roles allowed (PUBLIC: no login needed)
+MATRIX: dict[str, frozenset[Role] | str] = {
+    "static": PUBLIC,
+    "system.healthz": PUBLIC,
+    "accounts.login": PUBLIC,
+    "accounts.language": PUBLIC,
+    "home.index": EVERYONE,
+    "accounts.logout": EVERYONE,
+    "accounts.password": EVERYONE,
+    "accounts.user_detail": EVERYONE,  # object rule: self, own team's lead, admin
+    "accounts.team_detail": frozenset({TL, AD}),  # object rule: the team's leads, admin
+    "accounts.user_list": ADMIN,
+    "accounts.user_create": ADMIN,
+    "accounts.user_edit": ADMIN,
+    "accounts.user_set_active": ADMIN,
+    "accounts.user_reset_password": ADMIN,
+    "accounts.team_list": ADMIN,
+    "accounts.team_edit": ADMIN,
+    "accounts.position_list": ADMIN,
+    "accounts.position_edit": ADMIN,
+    "audit.audit_list": ADMIN,
+    "system.job_list": ADMIN,
+}
+
+
+def test_every_route_is_in_the_matrix(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - MATRIX.keys() == set(), "routes missing from the permission matrix"
+    assert MATRIX.keys() - endpoints == set(), "matrix lists routes that no longer exist"
+
+
+def test_every_view_declares_its_access(app):
+    with app.test_request_context():
+        for endpoint, expected in MATRIX.items():
+            declared = endpoint_access(endpoint)
+            assert declared is not None, f"{endpoint} declares no access rule"
+            assert (declared == PUBLIC) == (expected == PUBLIC), endpoint
+
+
+def test_a_view_without_declared_access_is_refused(app, client, make_user):
+    """A route someone forgets to protect fails closed."""
+    bp = Blueprint("forgotten", __name__)
+    bp.add_url_rule("/forgotten", "forgotten", lambda: "secret")
+    fresh = create_app({**app.config})
+    fresh.register_blueprint(bp)
+    fresh_client = fresh.test_client()
+    make_user({AD}, agent_no="boss")
+    login(fresh_client, "boss")
+    response = fresh_client.get("/forgotten")
+    assert response.status_code == 403
+    assert b"secret" not in response.data
+
+
+@pytest.fixture
+def world(make_user, make_team):
+    """One user per role; the lead leads the team of the agent."""
+    lead = make_user({TL}, agent_no="lead")
+    team = make_team("一组", leads=[lead])
+    users = {
+        A: make_user({A}, agent_no="agent", team=team),
+        TL: lead,
+        QA: make_user({QA}, agent_no="qa"),
+        QL: make_user({QL}, agent_no="qalead"),
+        AD: make_user({AD}, agent_no="admin"),
+    }
+    return users, team
+
+
+def _url(endpoint: str, me, team) -> str | None:
+    """A concrete URL for an endpoint, pointing at objects the requester may see."""
+    return {
+        "home.index": "/",
+        "accounts.login": "/login",
+        "accounts.password": "/account/password",
+        "accounts.user_detail": f"/users/{me.id}",
+        "accounts.team_detail": f"/teams/{team.id}",
+        "accounts.user_list": "/users",
+        "accounts.user_create": "/users/new",
+        "accounts.user_edit": f"/users/{me.id}/edit",
+        "accounts.team_list": "/teams",
+        "accounts.team_edit": f"/teams/{team.id}/edit",
+        "accounts.position_list": "/positions",
+        "accounts.position_edit": "/positions/new",
+        "audit.audit_list": "/admin/audit",
+        "system.job_list": "/admin/jobs",
+        "system.healthz": "/healthz",
+    }.get(endpoint)
+
+
+GET_ENDPOINTS = [e for e in MATRIX if e not in ("static",)]
+POST_ONLY = {
+    "accounts.logout": "/logout",
+    "accounts.language": "/account/language",
+    "accounts.user_set_active": "/users/{other}/active",
+    "accounts.user_reset_password": "/users/{other}/reset-password",
+}
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_get_routes_answer_each_role_as_the_matrix_says(app, world, role):
+    users, team = world
+    client = app.test_client()
+    me = users[role]
+    login(client, me.agent_no)
+    for endpoint in GET_ENDPOINTS:
+        url = _url(endpoint, me, team)
+        if url is None:
+            continue
+        response = client.get(url)
+        allowed = MATRIX[endpoint] == PUBLIC or role in MATRIX[endpoint]
+        if endpoint == "accounts.login":
+            assert response.status_code == 302  # logged in: sent home
+        elif allowed:
+            assert response.status_code == 200, (endpoint, role, response.status_code)
+        else:
+            assert response.status_code == 403, (endpoint, role, response.status_code)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_post_only_routes_refuse_roles_outside_the_matrix(app, world, role):
+    users, team = world
+    client = app.test_client()
+    login(client, users[role].agent_no)
+    other = users[A] if role != A else users[QA]
+    for endpoint, template in POST_ONLY.items():
+        allowed = MATRIX[endpoint] == PUBLIC or role in MATRIX[endpoint]
+        if allowed:
+            continue
+        response = client.post(
+            template.format(other=other.id), data={"csrf_token": csrf_token(client)}
+        )
+        assert response.status_code == 403, (endpoint, role)
+
+
+def test_anonymous_visitors_are_sent_to_login(app, world):
+    users, team = world
+    client = app.test_client()
+    for endpoint in GET_ENDPOINTS:
+        if MATRIX[endpoint] == PUBLIC:
+            continue
+        url = _url(endpoint, users[AD], team)
+        if url is None:
+            continue
+        response = client.get(url)
+        assert response.status_code == 302, endpoint
+        assert "/login" in response.headers["Location"], endpoint
