@@ -212,7 +212,7 @@ def user_list():
         q=q,
         team_id=team_id,
         role=role,
-        status=status,
+        state=status,
         teams=_teams(),
         roles=list(Role),
     )
