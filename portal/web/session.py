@@ -55,9 +55,10 @@ def _unauthorized():
 
 
 def _require_new_password():
-    if not current_user.is_authenticated or not current_user.must_change_password:
-        return None
+    # Check the endpoint first: the health check must not need the database for a login.
     if request.endpoint in PASSWORD_CHANGE_EXEMPT or request.endpoint is None:
+        return None
+    if not current_user.is_authenticated or not current_user.must_change_password:
         return None
     return redirect_to(url_for("accounts.password"))
 
