@@ -91,16 +91,16 @@ def users_import(path: str, valid_only: bool) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
 def demo_seed(if_empty: bool) -> None:
     """Load realistic demo data and print the demo logins."""
-    from portal.demo.seed import DEMO_PASSWORD, seed
+    from portal.demo.seed import DEMO_PASSWORD, demo_logins, seed
 
     created = seed(if_empty=if_empty)
     db.session.commit()
-    if created is None:
-        click.echo("Demo data already present; nothing changed.")
-        return
-    click.echo(f"Demo data loaded. Every demo login uses the password: {DEMO_PASSWORD}")
-    for role, agent_no, name in created:
-        click.echo(f"  {role:<10} {agent_no:<8} {name}")
+    click.echo("Demo data loaded." if created else "Users exist already; demo data left as it is.")
+    logins = demo_logins()
+    if logins:
+        click.echo(f"Demo logins (password {DEMO_PASSWORD}):")
+        for role, agent_no, name in logins:
+            click.echo(f"  {role:<10} {agent_no:<8} {name}")
 
 
 @scheduler_cli.command("run")

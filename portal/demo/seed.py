@@ -12,6 +12,14 @@ from portal.accounts.models import Position, Role, Team, User
 from portal.extensions import db
 
 DEMO_PASSWORD = "demo1234"
+# One login per role, printed by `flask demo seed` and `make run`.
+DEMO_LOGINS = [
+    ("admin", "admin"),
+    ("qa_lead", "30010"),
+    ("qa", "30001"),
+    ("team_lead", "20001"),
+    ("agent", "10001"),
+]
 
 POSITIONS = {
     "电话客服": "呼入电话服务:咨询、查询、办理与投诉受理",
@@ -82,11 +90,20 @@ def _names(rng: random.Random, count: int) -> list[str]:
     return names
 
 
-def seed(if_empty: bool = False, today: date | None = None) -> list[tuple[str, str, str]] | None:
-    """Create the demo organisation; returns (role, agent_no, name) of the logins to print,
-    or None when `if_empty` and users already exist."""
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(role, agent_no, name) of the demo logins that exist in this database."""
+    names = dict(
+        db.session.execute(
+            select(User.agent_no, User.name).where(User.agent_no.in_([n for _, n in DEMO_LOGINS]))
+        ).all()
+    )
+    return [(role, no, names[no]) for role, no in DEMO_LOGINS if no in names]
+
+
+def seed(if_empty: bool = False, today: date | None = None) -> bool:
+    """Create (or refresh) the demo organisation; False when `if_empty` and users exist."""
     if if_empty and db.session.scalar(select(func.count(User.id))):
-        return None
+        return False
     today = today or date.today()
     rng = random.Random(20261101)
     password_hash = security.hash_password(DEMO_PASSWORD)
@@ -104,7 +121,6 @@ def seed(if_empty: bool = False, today: date | None = None) -> list[tuple[str, s
 
     total = sum(n for _, n in TEAMS.values()) + len(TEAMS) + 4
     names = iter(_names(rng, total))
-    logins: list[tuple[str, str, str]] = []
 
     def person(agent_no, roles, team=None, position=None, hired_days_ago=None):
         user = db.session.scalar(select(User).where(User.agent_no == agent_no))
@@ -126,28 +142,20 @@ def seed(if_empty: bool = False, today: date | None = None) -> list[tuple[str, s
         user.set_roles(roles)
         return user
 
-    admin = person("admin", {Role.ADMIN})
-    logins.append(("admin", admin.agent_no, admin.name))
-    qa_lead = person("30010", {Role.QA_LEAD, Role.QA})
-    logins.append(("qa_lead", qa_lead.agent_no, qa_lead.name))
+    person("admin", {Role.ADMIN})
+    person("30010", {Role.QA_LEAD, Role.QA})
     for i in range(2):
-        qa = person(f"3000{i + 1}", {Role.QA})
-        if i == 0:
-            logins.append(("qa", qa.agent_no, qa.name))
+        person(f"3000{i + 1}", {Role.QA})
 
     agent_seq = 10001
     for t_index, (team_name, (position_name, count)) in enumerate(TEAMS.items(), start=1):
         team, position = teams[team_name], positions[position_name]
         lead = person(f"2000{t_index}", {Role.TEAM_LEAD, Role.AGENT}, team, position)
         team.leads = [lead]
-        if t_index == 1:
-            logins.append(("team_lead", lead.agent_no, lead.name))
         for i in range(count):
             # Two of every team joined recently: the new-agent cohort of scoring.md.
             recent = rng.randint(10, 80) if i >= count - 2 else None
-            agent = person(str(agent_seq), {Role.AGENT}, team, position, recent)
-            if agent_seq == 10001:
-                logins.append(("agent", agent.agent_no, agent.name))
+            person(str(agent_seq), {Role.AGENT}, team, position, recent)
             agent_seq += 1
     db.session.flush()
-    return logins
+    return True
