@@ -123,7 +123,7 @@ def password():
             _field_error(form, err)
         else:
             db.session.commit()
-            return render("accounts/password_changed.html", "content")
+            return render("accounts/password_changed.html", "result")
     status = 422 if form.is_submitted() else 200
     return render(
         "accounts/password.html",
@@ -233,7 +233,7 @@ def user_create():
             db.session.commit()
             return render(
                 "accounts/user_password.html",
-                "content",
+                "result",
                 user=user,
                 temporary=temporary,
                 created=True,
@@ -297,7 +297,7 @@ def user_reset_password(user_id: int):
     temporary = services.reset_password(current_user, user, utcnow())
     db.session.commit()
     return render(
-        "accounts/user_password.html", "content", user=user, temporary=temporary, created=False
+        "accounts/user_password.html", "result", user=user, temporary=temporary, created=False
     )
 
 
