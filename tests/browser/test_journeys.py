@@ -27,6 +27,13 @@ def test_agent_sees_chinese_home_switches_to_english_and_logs_out(
     team = make_team("一组")
     make_user({Role.AGENT}, agent_no="10001", name="吴军", team=team)
 
+    page.goto(f"{live_server}/login")
+    page.fill("#login", "10001")
+    page.fill("#password", "wrong-password")
+    page.click("#accounts-login button[type=submit]")
+    expect(page.locator("#accounts-login [role=alert]")).to_contain_text("工号或密码不正确")
+    expect(page.locator("#login")).to_have_value("10001")
+
     _log_in(page, live_server, "10001")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(page.locator("h1")).to_have_text("你好,吴军")
