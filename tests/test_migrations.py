@@ -1,0 +1,72 @@
+"""Migrations: one head, upgrade on an empty database, no drift, and back down again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from portal.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_there_is_exactly_one_head():
+    config = Config(str(ROOT / "migrations" / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    assert len(ScriptDirectory.from_config(config).get_heads()) == 1
+
+
+@pytest.fixture
+def empty_database(app, tmp_path):
+    """A brand-new empty database of the kind the suite runs on."""
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"portal_mig_{uuid.uuid4().hex[:8]}"
+    admin_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _flask(url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
+    env.update(DATABASE_URL=url, SECRET_KEY="x", FLASK_APP="wsgi.py")
+    flask = str(Path(sys.executable).parent / "flask")
+    return subprocess.run(
+        [flask, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_upgrade_on_an_empty_database_has_no_drift_and_downgrades(empty_database):
+    up = _flask(empty_database, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    tables = set(inspect(create_engine(empty_database)).get_table_names())
+    assert {"users", "teams", "positions", "audit_entries", "job_runs"} <= tables
+
+    check = _flask(empty_database, "db", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    down = _flask(empty_database, "db", "downgrade", "base")
+    assert down.returncode == 0, down.stderr
+    assert set(inspect(create_engine(empty_database)).get_table_names()) <= {"alembic_version"}
+    again = _flask(empty_database, "db", "upgrade")
+    assert again.returncode == 0, again.stderr
