@@ -105,6 +105,9 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_ACCOUNT", 5, minimum=1),
         "LOGIN_MAX_FAILURES_ADDRESS": _int(env, "LOGIN_MAX_FAILURES_ADDRESS", 30, minimum=1),
         "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 15, 1),
+        # Reverse proxies in front of the portal (nginx…): trust this many X-Forwarded-* hops,
+        # so login throttling sees the client's address, not the proxy's.
+        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 50, minimum=1) * 1024 * 1024,
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": tz_name,

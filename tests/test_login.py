@@ -184,3 +184,16 @@ def test_weak_or_same_passwords_are_refused_at_the_field(app, make_user):
         },
     )
     assert "当前密码不正确" in wrong.get_data(as_text=True)
+
+
+def test_behind_a_reverse_proxy_each_client_address_is_throttled_apart(app, make_user):
+    make_user({Role.AGENT}, agent_no="10001")
+    proxied = create_app({**app.config, "PROXY_FIX_HOPS": 1, "LOGIN_MAX_FAILURES_ADDRESS": 3})
+    attacker = proxied.test_client()
+    attacker.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    for i in range(3):
+        login(attacker, f"guess{i}", "guess-123")
+    assert login(attacker, "10001").status_code == 429
+    colleague = proxied.test_client()  # same proxy, another desk
+    colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "10.1.2.3"
+    assert login(colleague, "10001").status_code == 302
