@@ -282,3 +282,12 @@ def test_agent_cannot_open_another_agents_profile(app, make_user):
     login(client, "10001")
     assert client.get(f"/users/{me.id}").status_code == 200
     assert client.get(f"/users/{other.id}").status_code == 403
+
+
+def test_team_list_paginates(admin, make_team):
+    for i in range(30):
+        make_team(f"团队{i:02d}")
+    first = admin.get("/teams").get_data(as_text=True)
+    second = admin.get("/teams?page=2").get_data(as_text=True)
+    assert "团队00" in first and "团队29" not in first
+    assert "团队29" in second and "第 2 / 2 页" in second

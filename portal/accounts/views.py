@@ -330,10 +330,13 @@ def team_list():
             select(User.team_id, func.count()).where(User.active.is_(True)).group_by(User.team_id)
         ).all()
     )
-    teams = db.session.scalars(
-        select(Team).options(selectinload(Team.leads)).order_by(Team.name)
-    ).all()
-    return render("accounts/teams.html", teams=teams, counts=counts)
+    page = db.paginate(
+        select(Team).options(selectinload(Team.leads)).order_by(Team.name),
+        page=request.args.get("page", 1, type=int),
+        per_page=PER_PAGE,
+        error_out=False,
+    )
+    return render("accounts/teams.html", page=page, counts=counts)
 
 
 @bp.route("/teams/new", methods=["GET", "POST"], defaults={"team_id": None})
