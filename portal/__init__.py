@@ -20,7 +20,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     if hops := app.config["PROXY_FIX_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from portal import cli, errors, extensions
+    from portal import cli, errors, extensions, models  # noqa: F401 - models: full metadata
     from portal.web import filters, session
 
     extensions.db.init_app(app)

@@ -17,6 +17,8 @@ from portal.textfiles import FileProblem
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data.")
 scheduler_cli = AppGroup("scheduler", help="The periodic job scheduler.")
+import_cli = AppGroup("import", help="Import interactions, surveys, metric values, QA evaluations.")
+metrics_cli = AppGroup("metrics", help="Computed metrics.")
 
 
 def fail(message: str) -> None:
@@ -117,6 +119,75 @@ def scheduler_run(once: bool) -> None:
     run_scheduler(app, once=once)
 
 
+def _import_command(kind: str):
+    @click.argument("path")
+    @click.option("--valid-only", is_flag=True, help="Import the valid rows, report the others.")
+    def command(path: str, valid_only: bool) -> None:
+        from portal.metrics.ingest import report_lines, run_import
+
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            fail(f"{path} does not exist.")
+        except IsADirectoryError:
+            fail(f"{path} is a folder, not a file.")
+        except PermissionError:
+            fail(f"{path} cannot be read (permission denied).")
+        with stream, force_locale("en"):
+            record = run_import(
+                kind,
+                stream,
+                filename=Path(path).name,
+                door="cli",
+                valid_only=valid_only,
+                progress=lambda n: click.echo(f"  {n} rows read…", err=True),
+            )
+            db.session.commit()
+        for line in report_lines(record):
+            click.echo(line)
+        for number, reason in record.rejections or []:
+            click.echo(f"Row {number}: {reason}", err=True)
+        if record.rejected > len(record.rejections or []):
+            click.echo(
+                f"… and {record.rejected - len(record.rejections)} more rejected rows.", err=True
+            )
+        if record.status != "committed":
+            fail(record.message)
+
+    command.__doc__ = f"Import {kind} from a CSV or XLSX file (metrics.md)."
+    return command
+
+
+for _kind in ("interactions", "surveys", "metric-values", "qa"):
+    import_cli.command(_kind)(_import_command(_kind))
+
+
+@metrics_cli.command("export")
+@click.option("--period", "period_key", required=True, help="2026-11, 2026-W47 or 2026-Q4")
+@click.option("--level", type=click.Choice(["agent", "team", "queue"]), default="agent")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+def metrics_export(period_key: str, level: str, fmt: str) -> None:
+    """Write the computed metrics of one period to standard output."""
+    from portal.metrics.export import write_export
+    from portal.metrics.periods import PeriodKeyError, parse_period
+
+    try:
+        period = parse_period(period_key)
+    except PeriodKeyError as exc:
+        fail(f"{exc}.")
+    write_export(sys.stdout, period, level, fmt)
+
+
+@metrics_cli.command("rebuild")
+def metrics_rebuild() -> None:
+    """Recompute FCR repeats and daily sums, e.g. after changing a metric setting."""
+    from portal.metrics.stats import rebuild_all
+
+    rebuild_all()
+    db.session.commit()
+    click.echo("Metrics recomputed.")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, demo_cli, scheduler_cli):
+    for group in (users_cli, demo_cli, scheduler_cli, import_cli, metrics_cli):
         app.cli.add_command(group)

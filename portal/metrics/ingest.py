@@ -1,0 +1,719 @@
+"""Importing interactions, surveys, supplied metric values and QA evaluations (metrics.md §1–3).
+
+One pipeline behind every door (upload, CLI, API, inbox): rows are read as a stream, checked one
+by one, written in batches inside one transaction, and either all committed or — when any row is
+rejected and the caller did not ask for the valid rows only — all rolled back. Re-importing the
+same source ids updates those records, never duplicates them. Every run leaves an ImportRecord.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, insert, select, update
+
+from portal.accounts.models import User
+from portal.db import utcnow
+from portal.extensions import db
+from portal.metrics import stats
+from portal.metrics.compute import SUPPLIED_CODES
+from portal.metrics.models import (
+    CHANNELS,
+    ImportRecord,
+    Interaction,
+    QaEvaluation,
+    SuppliedValue,
+    Survey,
+)
+from portal.metrics.periods import PeriodKeyError, parse_period
+from portal.textfiles import FileProblem, decode_text
+
+BATCH = 2000
+KEEP_REJECTIONS = 1000
+MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
+
+
+class RowError(ValueError):
+    """Why one row is refused."""
+
+
+# --- reading files as streams of rows -------------------------------------------------------
+
+
+@dataclass
+class Table:
+    encoding: str
+    columns: list[str]
+    rows: Iterator[tuple[int, dict]]  # (row number as a spreadsheet shows it, values)
+
+
+def _sniff_encoding(head: bytes) -> str:
+    """Detect the encoding from the first bytes (decode_text refuses what it cannot read)."""
+    encoding, _ = decode_text(_trim_partial(head))
+    return encoding
+
+
+def _trim_partial(head: bytes) -> bytes:
+    """Cut a sample at its last newline so a multi-byte character is never split."""
+    cut = head.rfind(b"\n")
+    return head[: cut + 1] if cut > 0 and len(head) >= 65536 else head
+
+
+def read_csv_stream(stream: io.BufferedIOBase) -> Table:
+    head = stream.read(1 << 20)
+    if not head.strip():
+        raise FileProblem("The file is empty. It needs a header row and data rows.")
+    encoding = _sniff_encoding(head)
+    rest = stream
+
+    def chunks():
+        yield head
+        while block := rest.read(1 << 20):
+            yield block
+
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+
+    def text_lines():
+        pending = ""
+        for block in chunks():
+            pending += decoder.decode(block)
+            *lines, pending = pending.split("\n")
+            yield from (line + "\n" for line in lines)
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending
+
+    reader = csv.reader(text_lines())
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileProblem("The file is empty. It needs a header row and data rows.") from None
+    columns = [h.strip().lower() for h in header]
+
+    def rows():
+        number = 1
+        try:
+            for values in reader:
+                number = reader.line_num
+                if not any(v.strip() for v in values):
+                    continue
+                yield (
+                    number,
+                    {
+                        name: values[i].strip() if i < len(values) else ""
+                        for i, name in enumerate(columns)
+                        if name
+                    },
+                )
+        except UnicodeDecodeError:
+            raise FileProblem(
+                f"Row {number + 1} is not valid {encoding} text. Save the whole file as "
+                "CSV UTF-8 and try again."
+            ) from None
+        except csv.Error as exc:
+            raise FileProblem(f"Row {number + 1} is not valid CSV: {exc}.") from None
+
+    return Table(encoding, columns, rows())
+
+
+def read_xlsx_stream(stream: io.BufferedIOBase) -> Table:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(stream, read_only=True, data_only=True)
+    except Exception:
+        raise FileProblem(
+            "The file is not a readable Excel workbook (.xlsx). Save it again as .xlsx or CSV."
+        ) from None
+    sheet = book.worksheets[0]
+    values = sheet.iter_rows(values_only=True)
+    try:
+        header = next(values)
+    except StopIteration:
+        raise FileProblem("The workbook's first sheet is empty.") from None
+    columns = [str(h).strip().lower() if h is not None else "" for h in header]
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return value if isinstance(value, datetime | date) else str(value).strip()
+
+    def rows():
+        for number, row in enumerate(values, start=2):
+            if all(v is None or str(v).strip() == "" for v in row):
+                continue
+            yield (
+                number,
+                {
+                    name: cell(row[i]) if i < len(row) else ""
+                    for i, name in enumerate(columns)
+                    if name
+                },
+            )
+        book.close()
+
+    return Table("xlsx", columns, rows())
+
+
+def open_table(stream: io.BufferedReader, filename: str) -> Table:
+    """Read a CSV or XLSX stream, choosing by content (an .xlsx is a zip file)."""
+    if stream.peek(4)[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
+        # A workbook is a zip archive, which needs random access: hold it in memory.
+        return read_xlsx_stream(io.BytesIO(stream.read()))
+    return read_csv_stream(stream)
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def parse_time(raw, tz: ZoneInfo, column: str) -> datetime:
+    """ISO 8601 with or without offset; a naive time is read in the portal's timezone."""
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, date):
+        value = datetime(raw.year, raw.month, raw.day)
+    else:
+        text = str(raw).strip()
+        if not text:
+            raise RowError(f"{column} is empty")
+        try:
+            value = datetime.fromisoformat(text.replace("/", "-"))
+        except ValueError:
+            raise RowError(
+                f"{column} {text!r} is not a timestamp; write it as 2026-11-03T09:15:02+08:00"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def parse_optional_time(raw, tz: ZoneInfo, column: str) -> datetime | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    return parse_time(raw, tz, column)
+
+
+def parse_seconds(raw, column: str) -> float:
+    if raw in ("", None):
+        return 0.0
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RowError(f"{column} {raw!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
+        raise RowError(f"{column} {raw} is not between 0 and {MAX_SECONDS} seconds")
+    return value
+
+
+def parse_flag(raw, column: str, *, allow_empty: bool) -> bool | None:
+    text = str(raw).strip().lower() if raw is not None else ""
+    if text in ("1", "true", "yes", "y", "是"):
+        return True
+    if text in ("0", "false", "no", "n", "否"):
+        return False
+    if text == "" and allow_empty:
+        return None
+    if text == "":
+        return False
+    raise RowError(f"{column} {raw!r} must be 1 or 0")
+
+
+def parse_int(raw, column: str, low: int, high: int, *, required: bool) -> int | None:
+    if raw in ("", None):
+        if required:
+            raise RowError(f"{column} is empty")
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RowError(f"{column} {raw!r} is not a number") from None
+    if not value.is_integer() or not low <= value <= high:
+        raise RowError(f"{column} {raw} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def parse_id(raw, column: str) -> str:
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        raise RowError(f"{column} is empty")
+    if len(text) > 64:
+        raise RowError(f"{column} is longer than 64 characters")
+    return text
+
+
+# --- the four kinds -------------------------------------------------------------------------
+
+
+class Context:
+    """Look-ups shared by the rows of one import, loaded lazily and cached."""
+
+    def __init__(self):
+        self.tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+        self._agents: dict[str, int] | None = None
+
+    def agent_id(self, agent_no: str, column: str = "agent_no") -> int:
+        if self._agents is None:
+            self._agents = {
+                no.lower(): uid for uid, no in db.session.execute(select(User.id, User.agent_no))
+            }
+        found = self._agents.get(agent_no.lower())
+        if found is None:
+            raise RowError(f"{column} {agent_no!r} is not a known employee number")
+        return found
+
+
+def interaction_row(v: dict, ctx: Context) -> dict:
+    source_id = parse_id(v.get("interaction_id"), "interaction_id")
+    channel = (str(v.get("channel") or "").strip().lower()) or "phone"
+    if channel not in CHANNELS:
+        raise RowError(f"channel {channel!r} must be one of {', '.join(CHANNELS)}")
+    agent_no = str(v.get("agent_no") or "").strip()
+    offered = parse_time(v.get("offered_at"), ctx.tz, "offered_at")
+    answered = parse_optional_time(v.get("answered_at"), ctx.tz, "answered_at")
+    ended = parse_time(v.get("ended_at"), ctx.tz, "ended_at")
+    if answered is not None and answered < offered:
+        raise RowError("answered_at is before offered_at")
+    if ended < (answered or offered):
+        raise RowError(f"ended_at is before {'answered_at' if answered else 'offered_at'}")
+    if (ended - offered).total_seconds() > MAX_SECONDS:
+        raise RowError("the interaction lasts more than 24 hours")
+    queue = str(v.get("queue") or "").strip()
+    customer = str(v.get("customer_key") or "").strip()
+    if len(queue) > 64 or len(customer) > 128:
+        raise RowError("queue (64) or customer_key (128 characters) is too long")
+    wait_end = answered or ended
+    return {
+        "source_id": source_id,
+        "channel": channel,
+        "queue": queue,
+        "agent_id": ctx.agent_id(agent_no) if agent_no else None,
+        "offered_at": offered,
+        "answered_at": answered,
+        "ended_at": ended,
+        "offered_day": offered.astimezone(ctx.tz).date(),
+        "offered_s": offered.timestamp(),
+        "ended_s": ended.timestamp(),
+        "wait_s": (wait_end - offered).total_seconds(),
+        "talk_s": (ended - answered).total_seconds() if answered else None,
+        "wrap_s": parse_seconds(v.get("wrap_seconds"), "wrap_seconds"),
+        "hold_s": parse_seconds(v.get("hold_seconds"), "hold_seconds"),
+        "customer_key": customer or None,
+        "transferred": parse_flag(v.get("transferred"), "transferred", allow_empty=False),
+        "resolved": parse_flag(v.get("resolved"), "resolved", allow_empty=True),
+    }
+
+
+class _InteractionRefs:
+    """interaction_id → internal id, for surveys and QA evaluations (looked up per batch)."""
+
+    @staticmethod
+    def resolve(rows: list[dict]) -> None:
+        wanted = {r["_interaction"] for r in rows}
+        found = dict(
+            db.session.execute(
+                select(Interaction.source_id, Interaction.id).where(
+                    Interaction.source_id.in_(wanted)
+                )
+            ).all()
+        )
+        for r in rows:
+            r["interaction_id"] = found.get(r["_interaction"])
+
+
+def survey_row(v: dict, ctx: Context) -> dict:
+    csat = parse_int(v.get("csat"), "csat", 1, 5, required=False)
+    nps = parse_int(v.get("nps"), "nps", 0, 10, required=False)
+    comment = str(v.get("comment") or "")
+    if len(comment) > 4000:
+        raise RowError("comment is longer than 4000 characters")
+    return {
+        "source_id": parse_id(v.get("survey_id"), "survey_id"),
+        "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
+        "csat": csat,
+        "nps": nps,
+        "submitted_at": parse_time(v.get("submitted_at"), ctx.tz, "submitted_at"),
+        "comment": comment,
+    }
+
+
+def qa_row(v: dict, ctx: Context) -> dict:
+    try:
+        score = float(v.get("score"))
+    except (TypeError, ValueError):
+        raise RowError(f"score {v.get('score')!r} is not a number") from None
+    if not math.isfinite(score) or not 0 <= score <= 100:
+        raise RowError(f"score {v.get('score')} must be from 0 to 100")
+    evaluator = str(v.get("evaluator_no") or "").strip()
+    return {
+        "source_id": parse_id(v.get("evaluation_id"), "evaluation_id"),
+        "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
+        "evaluator_id": ctx.agent_id(evaluator, "evaluator_no") if evaluator else None,
+        "score": score,
+        "original_score": score,
+        "evaluated_at": parse_time(v.get("evaluated_at"), ctx.tz, "evaluated_at"),
+        "red_line": parse_flag(v.get("red_line"), "red_line", allow_empty=False),
+    }
+
+
+SUPPLIED_RANGES = {
+    "knowledge_contrib": (0, 1e6),
+    "brand_sentiment": (0, 100),
+    "soothing_rate": (0, 1),
+}
+
+
+def metric_value_row(v: dict, ctx: Context) -> dict:
+    agent_no = str(v.get("agent_no") or "").strip()
+    if not agent_no:
+        raise RowError("agent_no is empty")
+    try:
+        period = parse_period(str(v.get("period") or ""))
+    except PeriodKeyError as exc:
+        raise RowError(f"period {exc}") from None
+    code = str(v.get("metric_code") or "").strip()
+    if code not in SUPPLIED_CODES:
+        raise RowError(
+            f"metric_code {code!r} is not supplied from outside; use {', '.join(SUPPLIED_CODES)}"
+        )
+    try:
+        value = float(v.get("value"))
+    except (TypeError, ValueError):
+        raise RowError(f"value {v.get('value')!r} is not a number") from None
+    low, high = SUPPLIED_RANGES[code]
+    if not math.isfinite(value) or not low <= value <= high:
+        raise RowError(f"value {v.get('value')} for {code} must be from {low:g} to {high:g}")
+    return {
+        "agent_id": ctx.agent_id(agent_no),
+        "period_key": period.key,
+        "metric": code,
+        "value": value,
+        "source_id": f"{agent_no.lower()}|{period.key}|{code}",
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    model: type
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    parse: Callable[[dict, Context], dict]
+    compare: tuple[str, ...]  # the stored fields an update may change
+    refs: bool = False  # rows name an interaction by its source id
+
+
+KINDS = {
+    "interactions": Kind(
+        "interactions",
+        Interaction,
+        ("interaction_id", "offered_at", "ended_at"),
+        (
+            "channel",
+            "queue",
+            "agent_no",
+            "answered_at",
+            "wrap_seconds",
+            "hold_seconds",
+            "customer_key",
+            "transferred",
+            "resolved",
+        ),
+        interaction_row,
+        (
+            "channel",
+            "queue",
+            "agent_id",
+            "offered_at",
+            "answered_at",
+            "ended_at",
+            "wrap_s",
+            "hold_s",
+            "customer_key",
+            "transferred",
+            "resolved",
+        ),
+    ),
+    "surveys": Kind(
+        "surveys",
+        Survey,
+        ("survey_id", "interaction_id", "submitted_at"),
+        ("csat", "nps", "comment"),
+        survey_row,
+        ("interaction_id", "csat", "nps", "submitted_at", "comment"),
+        refs=True,
+    ),
+    "qa": Kind(
+        "qa",
+        QaEvaluation,
+        ("evaluation_id", "interaction_id", "evaluator_no", "score", "evaluated_at", "red_line"),
+        (),
+        qa_row,
+        ("interaction_id", "evaluator_id", "score", "evaluated_at", "red_line"),
+        refs=True,
+    ),
+    "metric-values": Kind(
+        "metric-values",
+        SuppliedValue,
+        ("agent_no", "period", "metric_code", "value"),
+        (),
+        metric_value_row,
+        ("value",),
+    ),
+}
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+class Importer:
+    """Writes one import's rows in batches and keeps its counts."""
+
+    def __init__(self, kind: Kind, record: ImportRecord):
+        self.kind, self.record = kind, record
+        self.rejections: list[list] = []
+
+    def reject(self, number: int, reason: str) -> None:
+        self.record.rejected += 1
+        if len(self.rejections) < KEEP_REJECTIONS:
+            self.rejections.append([number, reason])
+
+    def _existing(self, rows: list[dict]) -> dict:
+        """The stored rows of this batch's keys: plain rows, not ORM objects (fast, never
+        stale after the bulk updates of earlier batches)."""
+        model = self.kind.model
+        fields = [getattr(model, f) for f in ("id", "import_id", *self.kind.compare)]
+        if model is SuppliedValue:
+            found = db.session.execute(
+                select(model.agent_id, model.period_key, model.metric, *fields).where(
+                    model.agent_id.in_({r["agent_id"] for r in rows}),
+                    model.period_key.in_({r["period_key"] for r in rows}),
+                )
+            )
+            return {f"{s.agent_id}|{s.period_key}|{s.metric}": s for s in found}
+        found = db.session.execute(
+            select(model.source_id, *fields).where(
+                model.source_id.in_([r["source_id"] for r in rows])
+            )
+        )
+        return {s.source_id: s for s in found}
+
+    def write(self, batch: list[tuple[int, dict]]) -> None:
+        kind, model, import_id = self.kind, self.kind.model, self.record.id
+        rows = [r for _, r in batch]
+        if kind.refs:
+            _InteractionRefs.resolve(rows)
+        if model is SuppliedValue:
+            for r in rows:
+                r["source_id"] = f"{r['agent_id']}|{r['period_key']}|{r['metric']}"
+        existing = self._existing(rows)
+        inserts, updates, seen = [], [], {}
+        for number, row in batch:
+            key = row["source_id"]
+            if kind.refs and row["interaction_id"] is None:
+                self.reject(
+                    number,
+                    f"interaction_id {row['_interaction']!r} is not imported yet; "
+                    "import the interactions first",
+                )
+                continue
+            old = existing.get(key)
+            if key in seen or (old is not None and old.import_id == import_id):
+                where = f"row {seen[key]}" if key in seen else "an earlier row"
+                self.reject(
+                    number,
+                    f"{key.split('|')[-1] if model is SuppliedValue else key} "
+                    f"already appears in {where} of this file",
+                )
+                continue
+            seen[key] = number
+            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            if model is SuppliedValue:
+                values.pop("source_id")
+            values["import_id"] = import_id
+            if old is None:
+                inserts.append(values)
+                self.record.inserted += 1
+                continue
+            changed = any(_differs(getattr(old, f), values.get(f)) for f in kind.compare)
+            values["id"] = old.id
+            updates.append(values)
+            if changed:
+                self.record.updated += 1
+            else:
+                self.record.unchanged += 1
+        if inserts:
+            db.session.execute(insert(model.__table__), inserts)
+        if updates:
+            db.session.execute(update(model), updates)
+
+
+def _differs(stored, new) -> bool:
+    if isinstance(stored, float) or isinstance(new, float):
+        return stored is None or new is None or abs(stored - new) > 1e-9
+    return stored != new
+
+
+def run_import(
+    kind_name: str,
+    stream: io.BufferedIOBase,
+    *,
+    filename: str,
+    door: str,
+    actor: User | None = None,
+    valid_only: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportRecord:
+    """Import one file of `kind_name`. Commits the data with its record, or only the record."""
+    kind = KINDS[kind_name]
+    hasher = hashlib.sha256()
+    stream = io.BufferedReader(_HashingReader(stream, hasher), 1 << 16)
+    record = ImportRecord(
+        kind=kind_name,
+        door=door,
+        filename=filename[:255],
+        valid_only=valid_only,
+        actor_id=actor.id if actor else None,
+        actor_label=f"{actor.agent_no} {actor.name}" if actor else "system",
+        started_at=utcnow(),
+        status="running",
+    )
+    db.session.add(record)
+    db.session.flush()
+    importer = Importer(kind, record)
+    try:
+        table = open_table(stream, filename)
+        record.encoding = table.encoding
+        missing = [c for c in kind.required if c not in table.columns]
+        duplicated = sorted({c for c in table.columns if c and table.columns.count(c) > 1})
+        if missing or duplicated:
+            problem = []
+            if missing:
+                problem.append(f"missing column(s): {', '.join(missing)}")
+            if duplicated:
+                problem.append(f"column(s) named twice: {', '.join(duplicated)}")
+            raise FileProblem(
+                f"The header row has {'; '.join(problem)}. It must name "
+                f"{', '.join(kind.required)} (optional: {', '.join(kind.optional) or 'none'})."
+            )
+        known = set(kind.required) | set(kind.optional)
+        record.unknown_columns = [c for c in table.columns if c and c not in known]
+        ctx = Context()
+        batch: list[tuple[int, dict]] = []
+        for number, values in table.rows:
+            record.rows_read += 1
+            try:
+                batch.append((number, kind.parse(values, ctx)))
+            except RowError as exc:
+                importer.reject(number, str(exc))
+            if len(batch) >= BATCH:
+                importer.write(batch)
+                batch = []
+                if progress:
+                    progress(record.rows_read)
+        if batch:
+            importer.write(batch)
+        if record.rows_read == 0:
+            raise FileProblem("The file has a header row but no data rows.")
+    except FileProblem as exc:
+        return _finish_refused(record, importer, str(exc.message))
+
+    if record.rejected and not valid_only:
+        return _finish_refused(
+            record,
+            importer,
+            f"{record.rejected} row(s) rejected, nothing imported. Fix them, or import the "
+            "valid rows only.",
+        )
+    _update_derived(kind_name, record.id)
+    record.rejections = importer.rejections
+    record.checksum = hasher.hexdigest()
+    record.status, record.finished_at = "committed", utcnow()
+    db.session.flush()
+    return record
+
+
+def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> ImportRecord:
+    """Undo every row; keep only the record of what was refused and why."""
+    saved = {
+        "kind": record.kind,
+        "door": record.door,
+        "filename": record.filename,
+        "actor_id": record.actor_id,
+        "actor_label": record.actor_label,
+        "started_at": record.started_at,
+        "valid_only": record.valid_only,
+        "encoding": record.encoding,
+        "rows_read": record.rows_read,
+        "rejected": record.rejected,
+        "unknown_columns": record.unknown_columns,
+    }
+    db.session.rollback()
+    refused = ImportRecord(
+        **saved,
+        status="rejected",
+        finished_at=utcnow(),
+        message=message,
+        rejections=importer.rejections,
+    )
+    db.session.add(refused)
+    db.session.flush()
+    return refused
+
+
+def _update_derived(kind_name: str, import_id: int) -> None:
+    """Bring FCR flags and the daily sums up to date for what this import touched."""
+    if kind_name == "interactions":
+        stats.refresh_repeats(import_id)
+        affected = stats.affected_by_interactions(import_id)
+    elif kind_name in ("surveys", "qa"):
+        table = (Survey if kind_name == "surveys" else QaEvaluation).__table__
+        affected = stats.affected_by_ratings(table, import_id)
+    else:
+        return  # supplied values are read directly
+    if affected:
+        stats.rebuild_day_stats(*affected)
+
+
+class _HashingReader(io.RawIOBase):
+    """Passes bytes through while computing the file's checksum."""
+
+    def __init__(self, inner, hasher):
+        self.inner, self.hasher = inner, hasher
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.inner.read(len(buffer))
+        self.hasher.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def count_rows(kind: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(KINDS[kind].model))
+
+
+def report_lines(record: ImportRecord) -> Iterable[str]:
+    """The import report as text lines (CLI)."""
+    source = record.filename or "request"
+    yield f"Import #{record.id} of {record.kind} from {source}: {record.status}"
+    if record.encoding:
+        yield f"Encoding: {record.encoding}"
+    if record.unknown_columns:
+        yield f"Ignored unknown columns: {', '.join(record.unknown_columns)}"
+    yield (
+        f"Rows read: {record.rows_read}  inserted: {record.inserted}  updated: "
+        f"{record.updated}  unchanged: {record.unchanged}  rejected: {record.rejected}"
+    )

@@ -1,0 +1,186 @@
+"""What metrics are computed from (metrics.md §1–3), its daily sums, and import records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.accounts.models import User
+from portal.db import UTCDateTime, utcnow
+from portal.extensions import db
+
+CHANNELS = ("phone", "chat", "email", "social")
+
+
+class ImportRecord(db.Model):
+    """One import through any door: who, when, which file, what it did, what it refused."""
+
+    __tablename__ = "imports"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('interactions', 'surveys', 'metric-values', 'qa', 'users')", name="known_kind"
+        ),
+        CheckConstraint(
+            "status IN ('running', 'committed', 'rejected', 'failed')", name="known_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    door: Mapped[str] = mapped_column(String(8))  # upload, cli, api, inbox
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    checksum: Mapped[str] = mapped_column(String(64), default="", index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(120), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    valid_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    encoding: Mapped[str] = mapped_column(String(16), default="")
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # The first rejections (row, reason); `rejected` counts them all.
+    rejections: Mapped[list | None] = mapped_column(JSON)
+    unknown_columns: Mapped[list | None] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+    actor: Mapped[User | None] = relationship()
+
+
+class Interaction(db.Model):
+    """One contact offered to the center (话单). Times in UTC; `offered_day` is the local day."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        CheckConstraint("channel IN ('phone', 'chat', 'email', 'social')", name="known_channel"),
+        Index("ix_interactions_day_agent", "offered_day", "agent_id"),
+        Index("ix_interactions_customer", "customer_key", "offered_s"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(8), default="phone")
+    queue: Mapped[str] = mapped_column(String(64), default="", index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    offered_day: Mapped[date] = mapped_column(Date)
+    # Seconds since the epoch, so window arithmetic is the same SQL on every database.
+    offered_s: Mapped[float] = mapped_column(Float)
+    ended_s: Mapped[float] = mapped_column(Float)
+    wait_s: Mapped[float] = mapped_column(Float)  # until answered, or until the caller hung up
+    talk_s: Mapped[float | None] = mapped_column(Float)  # answered only
+    wrap_s: Mapped[float] = mapped_column(Float, default=0)
+    hold_s: Mapped[float] = mapped_column(Float, default=0)
+    customer_key: Mapped[str | None] = mapped_column(String(128))
+    transferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
+    has_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+
+    agent: Mapped[User | None] = relationship()
+
+
+class Survey(db.Model):
+    """A customer's rating of one interaction (满意度回访)."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (
+        CheckConstraint("csat IS NULL OR (csat BETWEEN 1 AND 5)", name="csat_range"),
+        CheckConstraint("nps IS NULL OR (nps BETWEEN 0 AND 10)", name="nps_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    csat: Mapped[int | None] = mapped_column(SmallInteger)
+    nps: Mapped[int | None] = mapped_column(SmallInteger)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+
+
+class QaEvaluation(db.Model):
+    """A QA evaluation of one interaction; `score` is the final score after appeals."""
+
+    __tablename__ = "qa_evaluations"
+    __table_args__ = (CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    evaluator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    score: Mapped[float] = mapped_column(Float)
+    original_score: Mapped[float] = mapped_column(Float)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    red_line: Mapped[bool] = mapped_column(Boolean, default=False)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+
+
+class SuppliedValue(db.Model):
+    """A metric value supplied by another system for one agent and period (metrics.md §3)."""
+
+    __tablename__ = "supplied_values"
+    __table_args__ = (UniqueConstraint("agent_id", "period_key", "metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    period_key: Mapped[str] = mapped_column(String(10), index=True)
+    metric: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+
+
+class DayStats(db.Model):
+    """Sums and counts of one day's interactions per (agent, queue): every metric of a period,
+    team or queue is a ratio of sums of these rows. Rebuilt for the affected agents and days
+    after each import (see metrics/stats.py)."""
+
+    __tablename__ = "interaction_day_stats"
+    __table_args__ = (
+        Index("ix_day_stats_day_agent", "day", "agent_id"),
+        Index("ix_day_stats_day_queue", "day", "queue"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    n_all: Mapped[int] = mapped_column(Integer, default=0)  # every interaction
+    n_short: Mapped[int] = mapped_column(Integer, default=0)  # short abandons
+    n_answered: Mapped[int] = mapped_column(Integer, default=0)
+    n_sl: Mapped[int] = mapped_column(Integer, default=0)  # answered within the service level
+    sum_wait: Mapped[float] = mapped_column(Float, default=0)  # over answered
+    sum_handle: Mapped[float] = mapped_column(Float, default=0)  # talk + wrap, over answered
+    n_fcr: Mapped[int] = mapped_column(Integer, default=0)  # answered, resolved first time
+    n_transferred: Mapped[int] = mapped_column(Integer, default=0)
+    n_csat: Mapped[int] = mapped_column(Integer, default=0)
+    n_csat_pos: Mapped[int] = mapped_column(Integer, default=0)
+    n_nps: Mapped[int] = mapped_column(Integer, default=0)
+    n_nps_pro: Mapped[int] = mapped_column(Integer, default=0)
+    n_nps_det: Mapped[int] = mapped_column(Integer, default=0)
+    n_qa: Mapped[int] = mapped_column(Integer, default=0)
+    sum_qa: Mapped[float] = mapped_column(Float, default=0)

@@ -1,0 +1,205 @@
+"""Set-based upkeep of derived data: FCR repeat flags and the daily sums every metric reads.
+
+Nothing here loops over interactions in Python: each step is one SQL statement, the same on
+SQLite and PostgreSQL (times are compared as epoch seconds).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, case, delete, false, func, insert, or_, select, true, update
+
+from portal.extensions import db
+from portal.metrics.models import DayStats, Interaction, QaEvaluation, Survey
+
+I = Interaction.__table__  # noqa: E741 - the interactions table, as in the SQL it mirrors
+
+
+def _repeat_exists(window: float):
+    """SQL: another interaction of the same customer offered within `window` seconds after
+    this one ended."""
+    b = I.alias("b")
+    return (
+        select(b.c.id)
+        .where(
+            b.c.customer_key == I.c.customer_key,
+            b.c.id != I.c.id,
+            b.c.offered_s > I.c.ended_s,
+            b.c.offered_s <= I.c.ended_s + window,
+        )
+        .exists()
+    )
+
+
+def refresh_repeats(import_id: int) -> None:
+    """Recompute `has_repeat` wherever the interactions of one import can change it.
+
+    An answered interaction a has a repeat when another interaction b of the same customer is
+    offered with a.ended < b.offered <= a.ended + FCR_WINDOW_HOURS (metrics.md §4).
+    """
+    window = current_app.config["FCR_WINDOW_HOURS"] * 3600.0
+    lo, hi = db.session.execute(
+        select(func.min(I.c.offered_s), func.max(I.c.offered_s)).where(
+            I.c.import_id == import_id, I.c.customer_key.is_not(None)
+        )
+    ).one()
+    if lo is None:
+        return
+    repeat = _repeat_exists(window)
+    keys = select(I.c.customer_key).where(I.c.import_id == import_id).scalar_subquery()
+    db.session.execute(
+        update(I)
+        .where(
+            I.c.customer_key.in_(keys),
+            or_(I.c.import_id == import_id, and_(I.c.ended_s >= lo - window, I.c.ended_s < hi)),
+        )
+        .values(has_repeat=repeat)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def affected_by_interactions(import_id: int) -> tuple[date, date, set[int | None]] | None:
+    """The days and agents whose daily sums an interactions import can change."""
+    window = timedelta(hours=current_app.config["FCR_WINDOW_HOURS"])
+    first, last = db.session.execute(
+        select(func.min(I.c.offered_day), func.max(I.c.offered_day)).where(
+            I.c.import_id == import_id
+        )
+    ).one()
+    if first is None:
+        return None
+    first -= timedelta(days=window.days + 1)  # earlier interactions whose repeat may change
+    keys = select(I.c.customer_key).where(I.c.import_id == import_id, I.c.customer_key.is_not(None))
+    agents = set(
+        db.session.scalars(
+            select(I.c.agent_id)
+            .distinct()
+            .where(
+                or_(
+                    I.c.import_id == import_id,
+                    and_(I.c.customer_key.in_(keys), I.c.offered_day.between(first, last)),
+                )
+            )
+        )
+    )
+    return first, last, agents
+
+
+def affected_by_ratings(table, import_id: int) -> tuple[date, date, set[int | None]] | None:
+    """The days and agents of the interactions rated by a surveys or QA import."""
+    rated = select(table.c.interaction_id).where(table.c.import_id == import_id)
+    rows = db.session.execute(
+        select(I.c.agent_id, func.min(I.c.offered_day), func.max(I.c.offered_day))
+        .where(I.c.id.in_(rated))
+        .group_by(I.c.agent_id)
+    ).all()
+    if not rows:
+        return None
+    return min(r[1] for r in rows), max(r[2] for r in rows), {r[0] for r in rows}
+
+
+def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = None) -> None:
+    """Replace the daily sums of `first`..`last` for `agents` (None: everyone)."""
+    cfg = current_app.config
+    short, sl = cfg["SHORT_ABANDON_SECONDS"], cfg["SERVICE_LEVEL_SECONDS"]
+
+    def agent_filter(column):
+        if agents is None:
+            return true()
+        known = [a for a in agents if a is not None]
+        parts = [column.in_(known)] if known else []
+        if None in agents:
+            parts.append(column.is_(None))
+        return or_(*parts) if parts else false()
+
+    db.session.execute(
+        delete(DayStats)
+        .where(DayStats.day.between(first, last), agent_filter(DayStats.agent_id))
+        .execution_options(synchronize_session=False)
+    )
+
+    s, q = Survey.__table__, QaEvaluation.__table__
+    surveys = (
+        select(
+            s.c.interaction_id,
+            func.count(s.c.csat).label("n_csat"),
+            func.sum(case((s.c.csat >= 4, 1), else_=0)).label("n_csat_pos"),
+            func.count(s.c.nps).label("n_nps"),
+            func.sum(case((s.c.nps >= 9, 1), else_=0)).label("n_nps_pro"),
+            func.sum(case((s.c.nps <= 6, 1), else_=0)).label("n_nps_det"),
+        )
+        .group_by(s.c.interaction_id)
+        .subquery()
+    )
+    evaluations = (
+        select(
+            q.c.interaction_id,
+            func.count().label("n_qa"),
+            func.sum(q.c.score).label("sum_qa"),
+        )
+        .group_by(q.c.interaction_id)
+        .subquery()
+    )
+    answered = I.c.talk_s.is_not(None)
+
+    def count_if(*conditions):
+        return func.sum(case((and_(*conditions), 1), else_=0))
+
+    def sum_if(value, *conditions):
+        return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
+
+    columns = {
+        "day": I.c.offered_day,
+        "agent_id": I.c.agent_id,
+        "queue": I.c.queue,
+        "n_all": func.count(),
+        "n_short": count_if(~answered, I.c.wait_s <= short),
+        "n_answered": count_if(answered),
+        "n_sl": count_if(answered, I.c.wait_s <= sl),
+        "sum_wait": sum_if(I.c.wait_s, answered),
+        "sum_handle": sum_if(I.c.talk_s + I.c.wrap_s, answered),
+        "n_fcr": count_if(
+            answered,
+            I.c.has_repeat == false(),
+            or_(I.c.resolved.is_(None), I.c.resolved == true()),
+        ),
+        "n_transferred": count_if(answered, I.c.transferred == true()),
+        "n_csat": sum_if(func.coalesce(surveys.c.n_csat, 0), answered),
+        "n_csat_pos": sum_if(func.coalesce(surveys.c.n_csat_pos, 0), answered),
+        "n_nps": sum_if(func.coalesce(surveys.c.n_nps, 0), answered),
+        "n_nps_pro": sum_if(func.coalesce(surveys.c.n_nps_pro, 0), answered),
+        "n_nps_det": sum_if(func.coalesce(surveys.c.n_nps_det, 0), answered),
+        "n_qa": sum_if(func.coalesce(evaluations.c.n_qa, 0), answered),
+        "sum_qa": sum_if(func.coalesce(evaluations.c.sum_qa, 0), answered),
+    }
+    source = (
+        select(*columns.values())
+        .select_from(
+            I.outerjoin(surveys, surveys.c.interaction_id == I.c.id).outerjoin(
+                evaluations, evaluations.c.interaction_id == I.c.id
+            )
+        )
+        .where(I.c.offered_day.between(first, last), agent_filter(I.c.agent_id))
+        .group_by(I.c.offered_day, I.c.agent_id, I.c.queue)
+    )
+    db.session.execute(insert(DayStats).from_select(list(columns), source))
+
+
+def rebuild_all() -> None:
+    """Recompute every derived value, e.g. after changing FCR_WINDOW_HOURS or the thresholds."""
+    first, last = db.session.execute(
+        select(func.min(I.c.offered_day), func.max(I.c.offered_day))
+    ).one()
+    window = current_app.config["FCR_WINDOW_HOURS"] * 3600.0
+    repeat = _repeat_exists(window)
+    db.session.execute(
+        update(I)
+        .where(I.c.customer_key.is_not(None))
+        .values(has_repeat=repeat)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(delete(DayStats).execution_options(synchronize_session=False))
+    if first is not None:
+        rebuild_day_stats(first, last)

@@ -1,0 +1,210 @@
+"""Every metric at agent, team and queue level against values computed by hand from metrics.md.
+
+The scenario (Asia/Shanghai, FCR window 72 h, short abandon 5 s, service level 20 s):
+
+  id   agent queue offered (local)        wait talk wrap customer notes
+  i1   A     Q1    11-03 09:00:00          10   300  30  c1       repeat: i3 (72 h − 1 s later)
+  i2   A     Q1    11-03 10:00:00 (naive)  30   200  20  c2       resolved = 0
+  i3   A     Q1    11-06 09:05:09           5   100   0  c1
+  i4   B     Q2    11-04 23:59:50          15   400   0  c3       transferred; no repeat:
+  i5   B     Q2    11-08 00:06:46          25   300  60  c3         i5 is 72 h + 1 s later
+  i6   B     Q2    11-05 12:00:00          40 unanswered            rang at B
+  i7   -     Q1    11-05 12:00:00           3 abandoned             short abandon
+  i8   -     Q1    11-05 12:00:00          30 abandoned
+  i9   A     Q1    10-31 23:59:59           1    60   0           October
+  i10  A     Q1    10-31 16:30:00Z = 11-01 00:30 local  2  60  0 c9  November
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from portal.accounts.models import Role
+from portal.extensions import db
+from portal.metrics import compute
+from portal.metrics.models import Interaction
+from portal.metrics.periods import parse_period
+
+INTERACTIONS = """interaction_id,channel,queue,agent_no,offered_at,answered_at,ended_at,wrap_seconds,hold_seconds,customer_key,transferred,resolved
+i1,phone,Q1,A,2026-11-03T09:00:00+08:00,2026-11-03T09:00:10+08:00,2026-11-03T09:05:10+08:00,30,0,c1,0,
+i2,phone,Q1,A,2026-11-03 10:00:00,2026-11-03 10:00:30,2026-11-03 10:03:50,20,5,c2,0,0
+i3,chat,Q1,A,2026-11-06T09:05:09+08:00,2026-11-06T09:05:14+08:00,2026-11-06T09:06:54+08:00,0,0,c1,0,1
+i4,phone,Q2,B,2026-11-04T23:59:50+08:00,2026-11-05T00:00:05+08:00,2026-11-05T00:06:45+08:00,0,0,c3,1,
+i5,phone,Q2,B,2026-11-08T00:06:46+08:00,2026-11-08T00:07:11+08:00,2026-11-08T00:12:11+08:00,60,0,c3,0,
+i6,phone,Q2,B,2026-11-05T12:00:00+08:00,,2026-11-05T12:00:40+08:00,,,c4,,
+i7,phone,Q1,,2026-11-05T12:00:00+08:00,,2026-11-05T12:00:03+08:00,,,,,
+i8,phone,Q1,,2026-11-05T12:00:00+08:00,,2026-11-05T12:00:30+08:00,,,,,
+i9,phone,Q1,A,2026-10-31T23:59:59+08:00,2026-11-01T00:00:00+08:00,2026-11-01T00:01:00+08:00,0,0,,0,
+i10,phone,Q1,A,2026-10-31T16:30:00Z,2026-10-31T16:30:02Z,2026-10-31T16:31:02Z,0,0,c9,0,
+"""
+SURVEYS = """survey_id,interaction_id,csat,nps,submitted_at,comment
+s1,i1,5,10,2026-11-03T12:00:00+08:00,很好
+s2,i1,3,6,2026-11-04T12:00:00+08:00,
+s3,i2,4,8,2026-11-03T12:00:00+08:00,<script>alert(1)</script>
+s4,i4,2,0,2026-11-05T12:00:00+08:00,
+s5,i6,5,,2026-11-05T13:00:00+08:00,rang unanswered: not counted
+"""
+QA = """evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line
+e1,i1,QA1,80,2026-11-04T10:00:00+08:00,0
+e2,i3,QA1,90,2026-11-07T10:00:00+08:00,0
+e3,i4,QA1,70,2026-11-06T10:00:00+08:00,1
+"""
+VALUES = """agent_no,period,metric_code,value
+A,2026-11,knowledge_contrib,3
+B,2026-11,brand_sentiment,88
+"""
+
+
+@pytest.fixture
+def scenario(app, runner, tmp_path, make_user, make_team):
+    lead = make_user({Role.TEAM_LEAD}, agent_no="L1")
+    one = make_team("一组", leads=[lead])
+    two = make_team("二组")
+    make_user({Role.AGENT}, agent_no="A", name="王芳", team=one)
+    make_user({Role.AGENT}, agent_no="B", name="李娜", team=one)
+    make_user({Role.AGENT}, agent_no="C", name="张伟", team=two)
+    make_user({Role.QA}, agent_no="QA1")
+    for kind, text in [
+        ("interactions", INTERACTIONS),
+        ("surveys", SURVEYS),
+        ("qa", QA),
+        ("metric-values", VALUES),
+    ]:
+        path = tmp_path / f"{kind}.csv"
+        path.write_text(text, encoding="utf-8")
+        result = runner.invoke(args=["import", kind, str(path)])
+        assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def _export(runner, level: str, period: str = "2026-11", fmt: str = "csv"):
+    result = runner.invoke(
+        args=["metrics", "export", "--period", period, "--level", level, "--format", fmt]
+    )
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        return {row["key"]: row for row in json.loads(result.output)}
+    return {row["key"]: row for row in csv.DictReader(io.StringIO(result.output))}
+
+
+def test_agent_metrics_match_the_hand_computed_values(scenario, runner):
+    rows = _export(runner, "agent")
+    a, b, c = rows["A"], rows["B"], rows["C"]
+    assert list(a)[:4] == ["period", "level", "key", "name"]
+    assert list(a)[4:] == list(compute.AGENT_CODES)
+    assert a["name"] == "王芳" and a["period"] == "2026-11" and a["level"] == "agent"
+    assert a["handled"] == "4"  # i1 i2 i3 i10; i9 is October's
+    assert a["agent_answer_rate"] == "1"
+    assert a["aht"] == "177.5"  # (330 + 220 + 100 + 60) / 4
+    assert a["asa"] == "11.75"  # (10 + 30 + 5 + 2) / 4
+    assert a["fcr"] == "0.5"  # i1 has a repeat, i2 resolved = 0
+    assert a["transfer_rate"] == "0"
+    assert a["csat"] == "0.6667"  # 5, 3, 4 → 2 of 3 at 4 or more
+    assert a["nps"] == "0"  # 10, 6, 8 → 1 promoter − 1 detractor over 3
+    assert a["qa_score"] == "85"
+    assert a["resolved_per_hour"] == "10.1408"  # 2 / (710 s / 3600)
+    assert a["knowledge_contrib"] == "3"
+    assert a["training_completion"] == a["peer_score"] == a["brand_sentiment"] == ""
+
+    assert b["handled"] == "2" and b["agent_answer_rate"] == "0.6667"  # i6 rang unanswered
+    assert b["aht"] == "380" and b["asa"] == "20"
+    assert b["fcr"] == "1"  # i5 came 72 h + 1 s after i4 ended: outside the window
+    assert b["transfer_rate"] == "0.5"
+    assert b["csat"] == "0" and b["nps"] == "-100"  # the survey of unanswered i6 is left out
+    assert b["qa_score"] == "70" and b["brand_sentiment"] == "88"
+
+    # No data is no value, never 0.
+    assert all(c[code] == "" for code in compute.AGENT_CODES)
+
+
+def test_team_metrics_pool_the_members_interactions(scenario, runner):
+    rows = _export(runner, "team")
+    one, two = rows["一组"], rows["二组"]
+    assert list(one)[4:] == list(compute.POOLED_CODES)
+    assert one["offered"] == "7" and one["handled"] == "6"
+    assert one["answer_rate"] == "0.8571"  # 6 / 7
+    assert one["abandon_rate"] == "0.1429"  # i6
+    assert one["service_level"] == "0.5714"  # i1 i3 i10 i4 within 20 s
+    assert one["asa"] == "14.5"  # (47 + 40) / 6
+    assert one["aht"] == "245"  # (710 + 760) / 6, not the mean of the members' AHT
+    assert one["fcr"] == "0.6667" and one["csat"] == "0.5" and one["nps"] == "-25"
+    assert one["qa_score"] == "80"
+    assert one["knowledge_contrib"] == "3" and one["brand_sentiment"] == "88"
+    assert all(two[code] == "" for code in compute.POOLED_CODES)
+
+
+def test_queue_metrics_leave_out_short_abandons(scenario, runner):
+    rows = _export(runner, "queue")
+    q1, q2 = rows["Q1"], rows["Q2"]
+    assert q1["offered"] == "5"  # 6 interactions less i7, the short abandon
+    assert q1["answer_rate"] == "0.8" and q1["abandon_rate"] == "0.2"
+    assert q1["service_level"] == "0.6" and q1["asa"] == "11.75"
+    assert q2["offered"] == "3" and q2["answer_rate"] == "0.6667"
+    assert q2["abandon_rate"] == "0.3333" and q2["service_level"] == "0.3333"
+    assert q2["asa"] == "20"
+
+
+def test_interactions_belong_to_the_local_day_and_period_they_were_offered(scenario, app, runner):
+    october = _export(runner, "agent", period="2026-10")
+    assert october["A"]["handled"] == "1"  # i9: 23:59:59 local on 31 October
+    with app.app_context():
+        days = {i.source_id: i.offered_day for i in db.session.query(Interaction).all()}
+        assert str(days["i4"]) == "2026-11-04"  # 23:59:50 local, answered after midnight
+        assert str(days["i10"]) == "2026-11-01"  # 16:30 UTC is 00:30 in Shanghai
+        assert str(days["i2"]) == "2026-11-03"  # naive: read in PORTAL_TIMEZONE
+        agent = db.session.query(Interaction).filter_by(source_id="i1").one().agent
+        daily = compute.agent_daily(parse_period("2026-11"), agent)
+        assert {str(d): m.values["handled"] for d, m in daily.items()} == {
+            "2026-11-01": 1,
+            "2026-11-03": 2,
+            "2026-11-06": 1,
+        }
+
+
+def test_json_export_carries_values_and_samples(scenario, runner):
+    rows = _export(runner, "agent", fmt="json")
+    a = rows["A"]
+    assert a["period"] == "2026-11" and a["level"] == "agent" and a["name"] == "王芳"
+    assert a["metrics"]["aht"] == 177.5 and a["metrics"]["csat"] == 0.6667
+    assert a["metrics"]["peer_score"] is None
+    assert a["samples"]["csat"] == 3 and a["samples"]["qa_score"] == 2
+    assert a["samples"]["handled"] == 4
+    assert rows["C"]["metrics"]["handled"] is None
+
+
+def test_reimporting_the_same_files_changes_nothing(scenario, runner):
+    before = [_export(runner, level) for level in ("agent", "team", "queue")]
+    for kind in ("interactions", "surveys", "qa", "metric-values"):
+        result = runner.invoke(args=["import", kind, str(scenario / f"{kind}.csv")])
+        assert result.exit_code == 0
+        assert "inserted: 0  updated: 0" in result.output, result.output
+    assert [_export(runner, level) for level in ("agent", "team", "queue")] == before
+
+
+def test_a_later_import_updates_metrics_of_earlier_days(scenario, runner, tmp_path):
+    """A new contact from c2 within 72 h of i2 gives i2 a repeat: A's FCR drops."""
+    path = tmp_path / "later.csv"
+    path.write_text(
+        "interaction_id,queue,agent_no,offered_at,answered_at,ended_at,customer_key\n"
+        "i11,Q1,B,2026-11-04T10:00:00+08:00,2026-11-04T10:00:05+08:00,"
+        "2026-11-04T10:01:05+08:00,c1\n",
+        encoding="utf-8",
+    )
+    assert runner.invoke(args=["import", "interactions", str(path)]).exit_code == 0
+    rows = _export(runner, "agent")
+    # i11 (B) is a repeat for i1 as well, already counted; i3's c1 repeat i11 is before it.
+    assert rows["A"]["fcr"] == "0.5"
+    assert rows["B"]["handled"] == "3"
+    path.write_text(
+        "interaction_id,queue,agent_no,offered_at,answered_at,ended_at,customer_key\n"
+        "i12,Q2,B,2026-11-09T09:00:00+08:00,2026-11-09T09:00:05+08:00,"
+        "2026-11-09T09:01:05+08:00,c1\n",
+        encoding="utf-8",
+    )
+    assert runner.invoke(args=["import", "interactions", str(path)]).exit_code == 0
+    # i12 is within 72 h of i3 (ended 11-06 09:06:54): i3 now has a repeat.
+    assert _export(runner, "agent")["A"]["fcr"] == "0.25"
