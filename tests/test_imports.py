@@ -1,0 +1,261 @@
+"""Imports refuse what metrics.md refuses, say where and why, and change nothing when refusing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.accounts.models import Role
+from portal.extensions import db
+from portal.metrics.models import ImportRecord, Interaction, Survey
+
+HEADER = "interaction_id,queue,agent_no,offered_at,answered_at,ended_at,customer_key\n"
+GOOD = "g1,Q1,A,2026-11-03T09:00:00+08:00,2026-11-03T09:00:10+08:00,2026-11-03T09:05:10+08:00,c1\n"
+
+
+@pytest.fixture
+def agents(make_user):
+    make_user({Role.AGENT}, agent_no="A", name="王芳")
+    make_user({Role.QA}, agent_no="QA1")
+
+
+def _run(runner, tmp_path, kind, data, *extra, name="file.csv"):
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return runner.invoke(args=["import", kind, str(path), *extra])
+
+
+def _interactions(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(Interaction.id)))
+
+
+BAD_INTERACTIONS = [
+    (
+        HEADER + GOOD + "b2,Q1,A,2026-11-03T09:00:00+08:00,,2026-11-03T08:59:00+08:00,c1\n",
+        "Row 3: ended_at is before offered_at",
+    ),
+    (
+        HEADER
+        + GOOD
+        + "b2,Q1,A,2026-11-03T09:00:00+08:00,2026-11-03T08:00:00+08:00,2026-11-03T09:10:00+08:00,\n",
+        "Row 3: answered_at is before offered_at",
+    ),
+    (
+        HEADER + GOOD + "b2,Q1,A,2026-11-03T09:00:00+08:00,,2026-11-04T09:00:01+08:00,\n",
+        "Row 3: the interaction lasts more than 24 hours",
+    ),
+    (
+        HEADER + GOOD + "b2,Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n",
+        "Row 3: agent_no 'NOBODY' is not a known employee number",
+    ),
+    (
+        HEADER + GOOD + "g1,Q1,A,2026-11-03T10:00:00+08:00,,2026-11-03T10:01:00+08:00,\n",
+        "Row 3: g1 already appears in row 2 of this file",
+    ),
+    (
+        HEADER + GOOD + "b2,Q1,A,03/11/2026 9:00,,2026-11-03T09:01:00+08:00,\n",
+        "Row 3: offered_at '03/11/2026 9:00' is not a timestamp",
+    ),
+    (HEADER + GOOD + "b2,Q1,A,,,2026-11-03T09:01:00+08:00,\n", "Row 3: offered_at is empty"),
+    (
+        HEADER + GOOD + ",Q1,A,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n",
+        "Row 3: interaction_id is empty",
+    ),
+    (
+        "interaction_id,queue,agent_no,offered_at,answered_at,ended_at,wrap_seconds\n"
+        "b1,Q1,A,2026-11-03T09:00:00+08:00,2026-11-03T09:00:10+08:00,2026-11-03T09:05:10+08:00,-3\n",
+        "Row 2: wrap_seconds -3 is not between 0 and 86400 seconds",
+    ),
+    (
+        "interaction_id,channel,offered_at,ended_at\nb1,fax,2026-11-03T09:00:00+08:00,2026-11-03T09:01:00+08:00\n",
+        "Row 2: channel 'fax' must be one of phone, chat, email, social",
+    ),
+    (
+        "interaction_id,queue,offered_at\nb1,Q1,2026-11-03T09:00:00+08:00\n",
+        "missing column(s): ended_at",
+    ),
+    (
+        "interaction_id,offered_at,ended_at,offered_at\nb1,2026-11-03T09:00:00,2026-11-03T09:01:00,x\n",
+        "column(s) named twice: offered_at",
+    ),
+    ("", "The file is empty"),
+    (HEADER, "no data rows"),
+    (b"\x00\x01\x02binary\xff\xfe\x00garbage" * 10, "not a CSV text file"),
+    ((HEADER + GOOD).encode("utf-16"), "UTF-16"),
+    (
+        HEADER.encode()
+        + "g1,Café,A,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n".encode("latin-1"),
+        "neither UTF-8 nor GB18030",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_INTERACTIONS)
+def test_malformed_interaction_files_are_refused_whole(
+    app, runner, tmp_path, agents, data, message
+):
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 1
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert _interactions(app) == 0
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.status == "rejected" and record.message
+
+
+def test_valid_only_imports_the_good_rows(app, runner, tmp_path, agents):
+    data = HEADER + GOOD + "b2,Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
+    result = _run(runner, tmp_path, "interactions", data, "--valid-only")
+    assert result.exit_code == 0
+    assert "inserted: 1" in result.output and "rejected: 1" in result.output
+    assert "Row 3: agent_no 'NOBODY'" in result.output
+    assert _interactions(app) == 1
+
+
+def test_unknown_columns_are_ignored_and_reported(app, runner, tmp_path, agents):
+    data = "interaction_id,offered_at,ended_at,skill\nx1,2026-11-03T09:00:00,2026-11-03T09:01:00,售前\n"
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 0
+    assert "Ignored unknown columns: skill" in result.output
+
+
+def test_gbk_and_bom_files_are_read(app, runner, tmp_path, agents):
+    data = HEADER + GOOD.replace("Q1", "售后热线")
+    assert _run(runner, tmp_path, "interactions", data.encode("gbk")).exit_code == 0
+    result = _run(runner, tmp_path, "interactions", data.encode("utf-8-sig"))
+    assert result.exit_code == 0 and "unchanged: 1" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(Interaction.queue)) == "售后热线"
+
+
+def test_xlsx_files_are_read_with_real_dates(app, runner, tmp_path, agents):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["interaction_id", "queue", "agent_no", "offered_at", "answered_at", "ended_at"])
+    sheet.append(
+        [
+            "x1",
+            "Q1",
+            "A",
+            datetime(2026, 11, 3, 9, 0),
+            datetime(2026, 11, 3, 9, 0, 12),
+            datetime(2026, 11, 3, 9, 4, 12),
+        ]
+    )
+    sheet.append([1002, "Q1", None, "2026-11-03T09:00:00+08:00", None, "2026-11-03T09:00:30+08:00"])
+    path = tmp_path / "calls.xlsx"
+    book.save(path)
+    result = runner.invoke(args=["import", "interactions", str(path)])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        rows = {i.source_id: i for i in db.session.scalars(select(Interaction))}
+        assert rows["x1"].wait_s == 12 and rows["x1"].talk_s == 240
+        assert rows["x1"].offered_at.hour == 1  # 09:00 in Shanghai is 01:00 UTC
+        assert "1002" in rows and rows["1002"].agent_id is None
+
+
+def test_an_updated_record_replaces_the_old_one(app, runner, tmp_path, agents):
+    _run(runner, tmp_path, "interactions", HEADER + GOOD)
+    changed = GOOD.replace("09:05:10", "09:06:10")
+    result = _run(runner, tmp_path, "interactions", HEADER + changed)
+    assert "inserted: 0  updated: 1" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(Interaction.talk_s)) == 360
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            "survey_id,interaction_id,csat,submitted_at\ns1,g1,6,2026-11-03T12:00:00\n",
+            "csat 6 must be a whole number from 1 to 5",
+        ),
+        (
+            "survey_id,interaction_id,nps,submitted_at\ns1,g1,4.5,2026-11-03T12:00:00\n",
+            "nps 4.5 must be a whole number from 0 to 10",
+        ),
+        (
+            "survey_id,interaction_id,csat,submitted_at\ns1,nope,5,2026-11-03T12:00:00\n",
+            "interaction_id 'nope' is not imported yet",
+        ),
+        ("survey_id,interaction_id,csat\ns1,g1,5\n", "missing column(s): submitted_at"),
+    ],
+)
+def test_bad_surveys_are_refused(app, runner, tmp_path, agents, data, message):
+    assert _run(runner, tmp_path, "interactions", HEADER + GOOD, name="i.csv").exit_code == 0
+    result = _run(runner, tmp_path, "surveys", data)
+    assert result.exit_code == 1 and message in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Survey.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\ne1,g1,QA1,101,2026-11-04T10:00:00,0\n",
+            "score 101 must be from 0 to 100",
+        ),
+        (
+            "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\ne1,g1,ZZ,90,2026-11-04T10:00:00,0\n",
+            "evaluator_no 'ZZ' is not a known employee number",
+        ),
+        (
+            "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\ne1,g1,QA1,90,2026-11-04T10:00:00,maybe\n",
+            "red_line 'maybe' must be 1 or 0",
+        ),
+    ],
+)
+def test_bad_qa_evaluations_are_refused(app, runner, tmp_path, agents, data, message):
+    _run(runner, tmp_path, "interactions", HEADER + GOOD, name="i.csv")
+    result = _run(runner, tmp_path, "qa", data)
+    assert result.exit_code == 1 and message in result.output
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("A,2026-13,knowledge_contrib,3", "'2026-13' is not a period key"),
+        ("A,2026-11,csat,0.9", "metric_code 'csat' is not supplied from outside"),
+        ("A,2026-11,brand_sentiment,101", "must be from 0 to 100"),
+        ("A,2026-11,soothing_rate,1.5", "must be from 0 to 1"),
+        ("X,2026-11,knowledge_contrib,1", "agent_no 'X' is not a known employee number"),
+        ("A,2026-11,knowledge_contrib,many", "value 'many' is not a number"),
+    ],
+)
+def test_bad_supplied_values_are_refused(app, runner, tmp_path, agents, row, message):
+    result = _run(runner, tmp_path, "metric-values", f"agent_no,period,metric_code,value\n{row}\n")
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_supplied_values_update_by_agent_period_and_metric(app, runner, tmp_path, agents):
+    header = "agent_no,period,metric_code,value\n"
+    _run(runner, tmp_path, "metric-values", header + "A,2026-11,knowledge_contrib,3\n")
+    result = _run(runner, tmp_path, "metric-values", header + "a,2026-11,knowledge_contrib,5\n")
+    assert "inserted: 0  updated: 1" in result.output
+    dup = _run(
+        runner,
+        tmp_path,
+        "metric-values",
+        header + "A,2026-11,knowledge_contrib,3\nA,2026-11,knowledge_contrib,4\n",
+    )
+    assert dup.exit_code == 1 and "Row 3: knowledge_contrib already appears in row 2" in dup.output
+
+
+def test_import_record_keeps_file_checksum_and_counts(app, runner, tmp_path, agents):
+    import hashlib
+
+    data = (HEADER + GOOD).encode()
+    _run(runner, tmp_path, "interactions", data, name="calls.csv")
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.status == "committed" and record.door == "cli"
+        assert record.filename == "calls.csv" and record.encoding == "utf-8"
+        assert record.checksum == hashlib.sha256(data).hexdigest()
+        assert (record.rows_read, record.inserted, record.rejected) == (1, 1, 0)
