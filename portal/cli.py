@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale
+from sqlalchemy import func, select
 
 from portal.db import utcnow
 from portal.extensions import db
+from portal.metrics.models import Interaction
 from portal.textfiles import FileProblem
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -91,13 +94,29 @@ def users_import(path: str, valid_only: bool) -> None:
 
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
-def demo_seed(if_empty: bool) -> None:
+@click.option(
+    "--activity-days",
+    type=click.IntRange(0, 400),
+    default=None,
+    help="Days of interactions to generate (default: this month and the two before).",
+)
+def demo_seed(if_empty: bool, activity_days: int | None) -> None:
     """Load realistic demo data and print the demo logins."""
     from portal.demo.seed import DEMO_PASSWORD, demo_logins, seed
 
     created = seed(if_empty=if_empty)
     db.session.commit()
     click.echo("Demo data loaded." if created else "Users exist already; demo data left as it is.")
+    if created and activity_days != 0 and not db.session.scalar(select(func.count(Interaction.id))):
+        from zoneinfo import ZoneInfo
+
+        from portal.demo.activity import seed_activity
+
+        click.echo("Generating three months of interactions, surveys and QA evaluations…")
+        tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+        counts = seed_activity(datetime.now(tz).date(), tz, activity_days)
+        db.session.commit()
+        click.echo("  " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     logins = demo_logins()
     if logins:
         click.echo(f"Demo logins (password {DEMO_PASSWORD}):")

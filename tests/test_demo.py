@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from portal.accounts.models import Position, Role, Team, User, UserRole
 from portal.demo.seed import DEMO_LOGINS, DEMO_PASSWORD
 from portal.extensions import db
+from portal.metrics.models import Interaction
 from tests.conftest import login
 
 
@@ -21,7 +22,7 @@ def _counts():
 
 
 def test_seed_creates_teams_positions_and_every_role(app, runner):
-    result = runner.invoke(args=["demo", "seed"])
+    result = runner.invoke(args=["demo", "seed", "--activity-days", "0"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert {t.name for t in db.session.scalars(select(Team))} == {
@@ -47,10 +48,10 @@ def test_seed_creates_teams_positions_and_every_role(app, runner):
 
 
 def test_seed_twice_changes_nothing_and_if_empty_leaves_existing_data(app, runner):
-    runner.invoke(args=["demo", "seed"])
+    runner.invoke(args=["demo", "seed", "--activity-days", "0"])
     with app.app_context():
         before = _counts()
-    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    assert runner.invoke(args=["demo", "seed", "--activity-days", "0"]).exit_code == 0
     result = runner.invoke(args=["demo", "seed", "--if-empty"])
     assert result.exit_code == 0
     assert "demo1234" in result.output  # the logins are printed on every start
@@ -59,8 +60,27 @@ def test_seed_twice_changes_nothing_and_if_empty_leaves_existing_data(app, runne
 
 
 def test_demo_logins_work_without_a_forced_password_change(app, runner):
-    runner.invoke(args=["demo", "seed"])
+    runner.invoke(args=["demo", "seed", "--activity-days", "0"])
     for _role, agent_no in DEMO_LOGINS:
         client = app.test_client()
         assert login(client, agent_no, DEMO_PASSWORD).status_code == 302
         assert client.get("/").status_code == 200
+
+
+def test_seed_generates_activity_that_differs_by_person(app, runner):
+    from portal.metrics import compute
+    from portal.metrics.periods import period_of
+
+    result = runner.invoke(args=["demo", "seed", "--activity-days", "6"])
+    assert result.exit_code == 0, result.output
+    assert "interactions" in result.output
+    with app.app_context():
+        agents = db.session.scalars(
+            select(User).where(User.agent_no.in_(["10001", "10002", "10003", "10021"]))
+        ).all()
+        first_day = db.session.scalar(select(func.min(Interaction.offered_day)))
+        results = compute.agent_metrics(period_of(first_day, "quarterly"), agents)
+        assert all(r.values["handled"] for r in results)
+        assert len({round(r.values["aht"]) for r in results}) == len(results)
+        queues = {r.key for r in compute.queue_metrics(period_of(first_day, "quarterly"))}
+        assert {"售前热线", "售后热线", "技术支持", "微博微信"} <= queues
