@@ -103,12 +103,14 @@ PAGES = [
     "/admin/jobs",
     "/account/password",
     "/no-such-page",
+    "/metrics/center",
+    "/metrics/center?period=2026-W47",
 ]
 
 
 def test_pages_are_chinese_by_default_with_no_english_left(admin_client):
     client, team = admin_client
-    for url in [*PAGES, f"/teams/{team.id}"]:
+    for url in [*PAGES, f"/teams/{team.id}", f"/metrics/teams/{team.id}"]:
         response = client.get(url)
         html = response.get_data(as_text=True)
         assert '<html lang="zh-CN"' in html, url

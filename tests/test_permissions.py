@@ -39,6 +39,10 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "accounts.position_edit": ADMIN,
     "audit.audit_list": ADMIN,
     "system.job_list": ADMIN,
+    "metrics.my_metrics": EVERYONE,
+    "metrics.agent_metrics": EVERYONE,  # object rule: as accounts.user_detail
+    "metrics.team_metrics": frozenset({TL, AD}),  # object rule: the team's leads, admin
+    "metrics.center_metrics": ADMIN,
 }
 
 
@@ -103,6 +107,9 @@ def _url(endpoint: str, me, team) -> str | None:
         "audit.audit_list": "/admin/audit",
         "system.job_list": "/admin/jobs",
         "system.healthz": "/healthz",
+        "metrics.agent_metrics": f"/metrics/agents/{me.id}",
+        "metrics.team_metrics": f"/metrics/teams/{team.id}",
+        "metrics.center_metrics": "/metrics/center",
     }.get(endpoint)
 
 

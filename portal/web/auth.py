@@ -27,6 +27,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "org.manage": frozenset({AD}),  # teams and positions
     "audit.read": frozenset({AD}),
     "jobs.read": frozenset({AD}),
+    "center.view": frozenset({AD}),  # queues and the whole center's metrics
 }
 
 PUBLIC = "public"

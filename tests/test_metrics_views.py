@@ -1,0 +1,91 @@
+"""The metric screens: own metrics, the lead's team table, the center's queues."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from portal.accounts.models import User
+from portal.extensions import db
+from tests.conftest import login
+from tests.test_metrics import scenario  # noqa: F401 - the shared data set
+
+HX = {"HX-Request": "true"}
+
+
+def _id(app, agent_no: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(User.id).where(User.agent_no == agent_no))
+
+
+def test_agent_sees_own_metrics_with_samples_and_trends(app, scenario):  # noqa: F811
+    client = app.test_client()
+    login(client, "A")
+    page = client.get("/metrics/me?period=2026-11", follow_redirects=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    aht = re.search(r'id="metrics-aht">(.*?)</tr>', html, re.S).group(1)
+    assert "178 秒" in aht and "<td>4</td>" in aht  # 177.5 s over 4 contacts
+    csat = re.search(r'id="metrics-csat">(.*?)</tr>', html, re.S).group(1)
+    assert "66.7%" in csat and "<td>3</td>" in csat
+    peer = re.search(r'id="metrics-peer_score">(.*?)</tr>', html, re.S).group(1)
+    assert "暂无数据" in peer  # no value, not 0
+    assert "<svg" in html and "polyline" in html  # the daily trend, drawn on the server
+
+
+def test_agent_cannot_open_another_agents_metrics(app, scenario):  # noqa: F811
+    client = app.test_client()
+    login(client, "A")
+    assert client.get(f"/metrics/agents/{_id(app, 'B')}").status_code == 403
+    assert client.get("/metrics/center").status_code == 403
+
+
+def test_period_change_answers_the_metrics_fragment(app, scenario):  # noqa: F811
+    client = app.test_client()
+    login(client, "A")
+    response = client.get(f"/metrics/agents/{_id(app, 'A')}?period=2026-10", headers=HX)
+    html = response.get_data(as_text=True)
+    assert "<html" not in html and 'id="metrics-agent"' in html
+    assert client.get(f"/metrics/agents/{_id(app, 'A')}?period=nonsense").status_code == 404
+
+
+def test_empty_period_says_there_is_no_data(app, scenario):  # noqa: F811
+    client = app.test_client()
+    login(client, "C")
+    html = client.get("/metrics/me?period=2026-11", follow_redirects=True).get_data(as_text=True)
+    assert "该周期暂无数据" in html
+
+
+def test_lead_sees_own_team_sortable_and_not_another(app, scenario, make_user, make_team):  # noqa: F811
+    client = app.test_client()
+    login(client, "L1")
+    with app.app_context():
+        from portal.accounts.models import Team
+
+        one = db.session.scalar(select(Team.id).where(Team.name == "一组"))
+        two = db.session.scalar(select(Team.id).where(Team.name == "二组"))
+    html = client.get(f"/metrics/teams/{one}?period=2026-11&sort=aht&dir=desc").get_data(
+        as_text=True
+    )
+    assert html.index("李娜") < html.index("王芳")  # B's AHT 380 s before A's 177.5 s
+    ascending = client.get(f"/metrics/teams/{one}?period=2026-11&sort=aht").get_data(as_text=True)
+    assert ascending.index("王芳") < ascending.index("李娜")
+    assert "团队(合并计算)" in html and "245 秒" in html  # pooled, not a mean of means
+    assert client.get(f"/metrics/teams/{two}").status_code == 403
+    assert client.get(f"/metrics/agents/{_id(app, 'A')}?period=2026-11").status_code == 200
+    assert client.get(f"/metrics/agents/{_id(app, 'C')}").status_code == 403
+
+
+def test_admin_sees_queues_by_day_with_charts(app, scenario, make_user):  # noqa: F811
+    from portal.accounts.models import Role
+
+    make_user({Role.ADMIN}, agent_no="boss")
+    client = app.test_client()
+    login(client, "boss")
+    html = client.get("/metrics/center?period=2026-11").get_data(as_text=True)
+    assert "Q1" in html and "Q2" in html
+    assert "80.0%" in html  # Q1 answer rate
+    assert html.count("<svg") >= 5
+    empty = client.get("/metrics/center?period=2025-01").get_data(as_text=True)
+    assert "该周期暂无话单" in empty
