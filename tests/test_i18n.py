@@ -105,6 +105,7 @@ PAGES = [
     "/no-such-page",
     "/metrics/center",
     "/metrics/center?period=2026-W47",
+    "/admin/api-tokens",
 ]
 
 

@@ -10,12 +10,14 @@ from flask import Blueprint
 
 from portal import create_app
 from portal.accounts.models import Role
+from portal.api.views import API_ACCESS
 from portal.web.auth import PUBLIC, endpoint_access
 from tests.conftest import csrf_token, login
 
 A, TL, QA, QL, AD = Role.AGENT, Role.TEAM_LEAD, Role.QA, Role.QA_LEAD, Role.ADMIN
 EVERYONE = frozenset(Role)
 ADMIN = frozenset({AD})
+API = API_ACCESS
 
 # endpoint -> roles allowed (PUBLIC: no login needed)
 MATRIX: dict[str, frozenset[Role] | str] = {
@@ -43,6 +45,11 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "metrics.agent_metrics": EVERYONE,  # object rule: as accounts.user_detail
     "metrics.team_metrics": frozenset({TL, AD}),  # object rule: the team's leads, admin
     "metrics.center_metrics": ADMIN,
+    "api_tokens.token_list": ADMIN,
+    "api_tokens.token_revoke": ADMIN,
+    "api.openapi": PUBLIC,
+    "api.post_interactions": API,  # bearer token, never a login (tests/test_api.py)
+    "api.post_surveys": API,
 }
 
 
@@ -58,6 +65,7 @@ def test_every_view_declares_its_access(app):
             declared = endpoint_access(endpoint)
             assert declared is not None, f"{endpoint} declares no access rule"
             assert (declared == PUBLIC) == (expected == PUBLIC), endpoint
+            assert (declared == API) == (expected == API), endpoint
 
 
 def test_a_view_without_declared_access_is_refused(app, client, make_user):
@@ -110,15 +118,18 @@ def _url(endpoint: str, me, team) -> str | None:
         "metrics.agent_metrics": f"/metrics/agents/{me.id}",
         "metrics.team_metrics": f"/metrics/teams/{team.id}",
         "metrics.center_metrics": "/metrics/center",
+        "api_tokens.token_list": "/admin/api-tokens",
+        "api.openapi": "/api/v1/openapi.json",
     }.get(endpoint)
 
 
-GET_ENDPOINTS = [e for e in MATRIX if e not in ("static",)]
+GET_ENDPOINTS = [e for e in MATRIX if e != "static" and MATRIX[e] != API]
 POST_ONLY = {
     "accounts.logout": "/logout",
     "accounts.language": "/account/language",
     "accounts.user_set_active": "/users/{other}/active",
     "accounts.user_reset_password": "/users/{other}/reset-password",
+    "api_tokens.token_revoke": "/admin/api-tokens/1/revoke",
 }
 
 

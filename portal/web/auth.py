@@ -28,6 +28,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "audit.read": frozenset({AD}),
     "jobs.read": frozenset({AD}),
     "center.view": frozenset({AD}),  # queues and the whole center's metrics
+    "tokens.manage": frozenset({AD}),  # API tokens
 }
 
 PUBLIC = "public"

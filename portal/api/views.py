@@ -1,0 +1,84 @@
+"""The JSON API (interfaces.md): bearer tokens, imports, and its OpenAPI description."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import wraps
+
+from flask import Blueprint, current_app, g, request
+from flask_babel import force_locale
+
+from portal.api import services
+from portal.db import utcnow
+from portal.extensions import csrf, db
+from portal.metrics.ingest import json_table, run_import
+from portal.web.auth import public
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+MAX_ROWS = 10_000
+API_ACCESS = "api-token"
+
+
+def token_required(view):
+    """Bearer-token access; answers 401 JSON without a live token."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = services.authenticate(request.headers.get("Authorization"), utcnow())
+        if token is None:
+            return {"error": "a valid API token is required: Authorization: Bearer <token>"}, 401
+        g.api_token = token
+        return view(*args, **kwargs)
+
+    wrapper.access = API_ACCESS
+    return wrapper
+
+
+def _import(kind: str):
+    rows = request.get_json(silent=True)
+    if not isinstance(rows, list):
+        return {"error": "the body must be a JSON list of rows"}, 400
+    if len(rows) > MAX_ROWS:
+        return {"error": f"at most {MAX_ROWS} rows a request; got {len(rows)}"}, 413
+    if not rows:
+        return {"error": "the list is empty"}, 400
+    checksum = hashlib.sha256(request.get_data()).hexdigest()
+    with force_locale("en"):
+        record = run_import(kind, json_table(rows, checksum), filename="", door="api", actor=None)
+    record.actor_label = f"API token {g.api_token.name}"
+    db.session.commit()
+    body = {
+        "import_id": record.id,
+        "status": record.status,
+        "rows": record.rows_read,
+        "inserted": record.inserted,
+        "updated": record.updated,
+        "unchanged": record.unchanged,
+        "rejected": [{"row": n, "reason": r} for n, r in record.rejections or []],
+    }
+    if record.status != "committed":
+        body["error"] = record.message
+        return body, 422
+    return body, 200
+
+
+@bp.post("/interactions")
+@token_required
+def post_interactions():
+    return _import("interactions")
+
+
+@bp.post("/surveys")
+@token_required
+def post_surveys():
+    return _import("surveys")
+
+
+@bp.get("/openapi.json")
+@public
+def openapi():
+    from portal.api.openapi import document
+
+    return document(current_app.config["PORTAL_BASE_URL"])
