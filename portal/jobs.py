@@ -60,12 +60,25 @@ def purge_login_records(now: datetime) -> str:
     return f"removed {failures} login failures and {sessions} ended sessions"
 
 
+def import_inbox(now: datetime) -> str:
+    """Import the files waiting in INBOX_DIR."""
+    from portal.metrics.inbox import import_inbox as run
+
+    return run(now)
+
+
 JOBS: list[Job] = [
     Job(
         id="purge_login_records",
         func=purge_login_records,
         minutes=15,
         description=_l("Remove expired login-throttle records and ended sessions"),
+    ),
+    Job(
+        id="import_inbox",
+        func=import_inbox,
+        minutes=5,
+        description=_l("Import the files dropped into the inbox folder"),
     ),
 ]
 
