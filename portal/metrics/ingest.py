@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 
 from portal.accounts.models import User
@@ -71,7 +72,7 @@ def _trim_partial(head: bytes) -> bytes:
 def read_csv_stream(stream: io.BufferedIOBase) -> Table:
     head = stream.read(1 << 20)
     if not head.strip():
-        raise FileProblem("The file is empty. It needs a header row and data rows.")
+        raise FileProblem(_l("The file is empty. It needs a header row and data rows."))
     encoding = _sniff_encoding(head)
     rest = stream
 
@@ -96,7 +97,7 @@ def read_csv_stream(stream: io.BufferedIOBase) -> Table:
     try:
         header = next(reader)
     except StopIteration:
-        raise FileProblem("The file is empty. It needs a header row and data rows.") from None
+        raise FileProblem(_l("The file is empty. It needs a header row and data rows.")) from None
     columns = [h.strip().lower() for h in header]
 
     def rows():
@@ -116,11 +117,17 @@ def read_csv_stream(stream: io.BufferedIOBase) -> Table:
                 )
         except UnicodeDecodeError:
             raise FileProblem(
-                f"Row {number + 1} is not valid {encoding} text. Save the whole file as "
-                "CSV UTF-8 and try again."
+                _l(
+                    "Row %(row)s is not valid %(encoding)s text. Save the whole file as CSV "
+                    "UTF-8 and try again.",
+                    row=number + 1,
+                    encoding=encoding,
+                )
             ) from None
         except csv.Error as exc:
-            raise FileProblem(f"Row {number + 1} is not valid CSV: {exc}.") from None
+            raise FileProblem(
+                _l("Row %(row)s is not valid CSV: %(error)s", row=number + 1, error=str(exc))
+            ) from None
 
     return Table(encoding, columns, rows())
 
@@ -132,14 +139,14 @@ def read_xlsx_stream(stream: io.BufferedIOBase) -> Table:
         book = load_workbook(stream, read_only=True, data_only=True)
     except Exception:
         raise FileProblem(
-            "The file is not a readable Excel workbook (.xlsx). Save it again as .xlsx or CSV."
+            _l("The file is not a readable Excel workbook (.xlsx). Save it again as .xlsx or CSV.")
         ) from None
     sheet = book.worksheets[0]
     values = sheet.iter_rows(values_only=True)
     try:
         header = next(values)
     except StopIteration:
-        raise FileProblem("The workbook's first sheet is empty.") from None
+        raise FileProblem(_l("The workbook's first sheet is empty.")) from None
     columns = [str(h).strip().lower() if h is not None else "" for h in header]
 
     def cell(value):
@@ -186,12 +193,17 @@ def parse_time(raw, tz: ZoneInfo, column: str) -> datetime:
     else:
         text = str(raw).strip()
         if not text:
-            raise RowError(f"{column} is empty")
+            raise RowError(_l("%(column)s is empty", column=column))
         try:
             value = datetime.fromisoformat(text.replace("/", "-"))
         except ValueError:
             raise RowError(
-                f"{column} {text!r} is not a timestamp; write it as 2026-11-03T09:15:02+08:00"
+                _l(
+                    "%(column)s '%(value)s' is not a timestamp; write it as "
+                    "2026-11-03T09:15:02+08:00",
+                    column=column,
+                    value=text,
+                )
             ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
@@ -210,9 +222,18 @@ def parse_seconds(raw, column: str) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise RowError(f"{column} {raw!r} is not a number of seconds") from None
+        raise RowError(
+            _l("%(column)s '%(value)s' is not a number of seconds", column=column, value=raw)
+        ) from None
     if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
-        raise RowError(f"{column} {raw} is not between 0 and {MAX_SECONDS} seconds")
+        raise RowError(
+            _l(
+                "%(column)s %(value)s is not between 0 and %(max)s seconds",
+                column=column,
+                value=raw,
+                max=MAX_SECONDS,
+            )
+        )
     return value
 
 
@@ -226,29 +247,39 @@ def parse_flag(raw, column: str, *, allow_empty: bool) -> bool | None:
         return None
     if text == "":
         return False
-    raise RowError(f"{column} {raw!r} must be 1 or 0")
+    raise RowError(_l("%(column)s '%(value)s' must be 1 or 0", column=column, value=raw))
 
 
 def parse_int(raw, column: str, low: int, high: int, *, required: bool) -> int | None:
     if raw in ("", None):
         if required:
-            raise RowError(f"{column} is empty")
+            raise RowError(_l("%(column)s is empty", column=column))
         return None
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise RowError(f"{column} {raw!r} is not a number") from None
+        raise RowError(
+            _l("%(column)s '%(value)s' is not a number", column=column, value=raw)
+        ) from None
     if not value.is_integer() or not low <= value <= high:
-        raise RowError(f"{column} {raw} must be a whole number from {low} to {high}")
+        raise RowError(
+            _l(
+                "%(column)s %(value)s must be a whole number from %(low)s to %(high)s",
+                column=column,
+                value=raw,
+                low=low,
+                high=high,
+            )
+        )
     return int(value)
 
 
 def parse_id(raw, column: str) -> str:
     text = str(raw).strip() if raw is not None else ""
     if not text:
-        raise RowError(f"{column} is empty")
+        raise RowError(_l("%(column)s is empty", column=column))
     if len(text) > 64:
-        raise RowError(f"{column} is longer than 64 characters")
+        raise RowError(_l("%(column)s is longer than 64 characters", column=column))
     return text
 
 
@@ -269,7 +300,13 @@ class Context:
             }
         found = self._agents.get(agent_no.lower())
         if found is None:
-            raise RowError(f"{column} {agent_no!r} is not a known employee number")
+            raise RowError(
+                _l(
+                    "%(column)s '%(value)s' is not a known employee number",
+                    column=column,
+                    value=agent_no,
+                )
+            )
         return found
 
 
@@ -277,21 +314,29 @@ def interaction_row(v: dict, ctx: Context) -> dict:
     source_id = parse_id(v.get("interaction_id"), "interaction_id")
     channel = (str(v.get("channel") or "").strip().lower()) or "phone"
     if channel not in CHANNELS:
-        raise RowError(f"channel {channel!r} must be one of {', '.join(CHANNELS)}")
+        raise RowError(
+            _l(
+                "channel '%(value)s' must be one of %(choices)s",
+                value=channel,
+                choices=", ".join(CHANNELS),
+            )
+        )
     agent_no = str(v.get("agent_no") or "").strip()
     offered = parse_time(v.get("offered_at"), ctx.tz, "offered_at")
     answered = parse_optional_time(v.get("answered_at"), ctx.tz, "answered_at")
     ended = parse_time(v.get("ended_at"), ctx.tz, "ended_at")
     if answered is not None and answered < offered:
-        raise RowError("answered_at is before offered_at")
+        raise RowError(_l("answered_at is before offered_at"))
     if ended < (answered or offered):
-        raise RowError(f"ended_at is before {'answered_at' if answered else 'offered_at'}")
+        raise RowError(
+            _l("ended_at is before %(column)s", column="answered_at" if answered else "offered_at")
+        )
     if (ended - offered).total_seconds() > MAX_SECONDS:
-        raise RowError("the interaction lasts more than 24 hours")
+        raise RowError(_l("the interaction lasts more than 24 hours"))
     queue = str(v.get("queue") or "").strip()
     customer = str(v.get("customer_key") or "").strip()
     if len(queue) > 64 or len(customer) > 128:
-        raise RowError("queue (64) or customer_key (128 characters) is too long")
+        raise RowError(_l("queue (64) or customer_key (128 characters) is too long"))
     wait_end = answered or ended
     return {
         "source_id": source_id,
@@ -336,7 +381,7 @@ def survey_row(v: dict, ctx: Context) -> dict:
     nps = parse_int(v.get("nps"), "nps", 0, 10, required=False)
     comment = str(v.get("comment") or "")
     if len(comment) > 4000:
-        raise RowError("comment is longer than 4000 characters")
+        raise RowError(_l("comment is longer than 4000 characters"))
     return {
         "source_id": parse_id(v.get("survey_id"), "survey_id"),
         "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
@@ -351,9 +396,9 @@ def qa_row(v: dict, ctx: Context) -> dict:
     try:
         score = float(v.get("score"))
     except (TypeError, ValueError):
-        raise RowError(f"score {v.get('score')!r} is not a number") from None
+        raise RowError(_l("score '%(value)s' is not a number", value=v.get("score"))) from None
     if not math.isfinite(score) or not 0 <= score <= 100:
-        raise RowError(f"score {v.get('score')} must be from 0 to 100")
+        raise RowError(_l("score %(value)s must be from 0 to 100", value=v.get("score")))
     evaluator = str(v.get("evaluator_no") or "").strip()
     return {
         "source_id": parse_id(v.get("evaluation_id"), "evaluation_id"),
@@ -376,23 +421,41 @@ SUPPLIED_RANGES = {
 def metric_value_row(v: dict, ctx: Context) -> dict:
     agent_no = str(v.get("agent_no") or "").strip()
     if not agent_no:
-        raise RowError("agent_no is empty")
+        raise RowError(_l("%(column)s is empty", column="agent_no"))
     try:
         period = parse_period(str(v.get("period") or ""))
-    except PeriodKeyError as exc:
-        raise RowError(f"period {exc}") from None
+    except PeriodKeyError:
+        raise RowError(
+            _l(
+                "period '%(value)s' is not a period key; use 2026-11 (month), 2026-W47 "
+                "(ISO week) or 2026-Q4",
+                value=v.get("period"),
+            )
+        ) from None
     code = str(v.get("metric_code") or "").strip()
     if code not in SUPPLIED_CODES:
         raise RowError(
-            f"metric_code {code!r} is not supplied from outside; use {', '.join(SUPPLIED_CODES)}"
+            _l(
+                "metric_code '%(value)s' is not supplied from outside; use %(choices)s",
+                value=code,
+                choices=", ".join(SUPPLIED_CODES),
+            )
         )
     try:
         value = float(v.get("value"))
     except (TypeError, ValueError):
-        raise RowError(f"value {v.get('value')!r} is not a number") from None
+        raise RowError(_l("value '%(value)s' is not a number", value=v.get("value"))) from None
     low, high = SUPPLIED_RANGES[code]
     if not math.isfinite(value) or not low <= value <= high:
-        raise RowError(f"value {v.get('value')} for {code} must be from {low:g} to {high:g}")
+        raise RowError(
+            _l(
+                "value %(value)s for %(code)s must be from %(low)s to %(high)s",
+                value=v.get("value"),
+                code=code,
+                low=f"{low:g}",
+                high=f"{high:g}",
+            )
+        )
     return {
         "agent_id": ctx.agent_id(agent_no),
         "period_key": period.key,
@@ -523,18 +586,27 @@ class Importer:
             if kind.refs and row["interaction_id"] is None:
                 self.reject(
                     number,
-                    f"interaction_id {row['_interaction']!r} is not imported yet; "
-                    "import the interactions first",
+                    str(
+                        _l(
+                            "interaction_id '%(value)s' is not imported yet; import the "
+                            "interactions first",
+                            value=row["_interaction"],
+                        )
+                    ),
                 )
                 continue
             old = existing.get(key)
             if key in seen or (old is not None and old.import_id == import_id):
-                where = f"row {seen[key]}" if key in seen else "an earlier row"
-                self.reject(
-                    number,
-                    f"{key.split('|')[-1] if model is SuppliedValue else key} "
-                    f"already appears in {where} of this file",
-                )
+                label = key.split("|")[-1] if model is SuppliedValue else key
+                if key in seen:
+                    reason = _l(
+                        "%(key)s already appears in row %(row)s of this file",
+                        key=label,
+                        row=seen[key],
+                    )
+                else:
+                    reason = _l("%(key)s already appears in an earlier row of this file", key=label)
+                self.reject(number, str(reason))
                 continue
             seen[key] = number
             values = {k: v for k, v in row.items() if not k.startswith("_")}
@@ -570,7 +642,9 @@ def json_table(rows: list, checksum: str) -> Table:
     def numbered():
         for number, row in enumerate(rows, start=1):
             if not isinstance(row, dict):
-                raise FileProblem(f"Item {number} is not an object with the columns as keys.")
+                raise FileProblem(
+                    _l("Item %(n)s is not an object with the columns as keys.", n=number)
+                )
             yield number, {str(k).strip().lower(): v for k, v in row.items()}
 
     columns = sorted({str(k).strip().lower() for row in rows if isinstance(row, dict) for k in row})
@@ -613,12 +687,19 @@ def run_import(
         if missing or duplicated:
             problem = []
             if missing:
-                problem.append(f"missing column(s): {', '.join(missing)}")
+                problem.append(_l("missing column(s): %(columns)s", columns=", ".join(missing)))
             if duplicated:
-                problem.append(f"column(s) named twice: {', '.join(duplicated)}")
+                problem.append(
+                    _l("column(s) named twice: %(columns)s", columns=", ".join(duplicated))
+                )
             raise FileProblem(
-                f"The header row has {'; '.join(problem)}. It must name "
-                f"{', '.join(kind.required)} (optional: {', '.join(kind.optional) or 'none'})."
+                _l(
+                    "The header row has %(problems)s. It must name %(required)s (optional: "
+                    "%(optional)s).",
+                    problems="; ".join(str(p) for p in problem),
+                    required=", ".join(kind.required),
+                    optional=", ".join(kind.optional) or "—",
+                )
             )
         known = set(kind.required) | set(kind.optional)
         record.unknown_columns = [c for c in table.columns if c and c not in known]
@@ -638,7 +719,7 @@ def run_import(
         if batch:
             importer.write(batch)
         if record.rows_read == 0:
-            raise FileProblem("The file has a header row but no data rows.")
+            raise FileProblem(_l("The file has a header row but no data rows."))
     except FileProblem as exc:
         return _finish_refused(record, importer, str(exc.message))
 
@@ -646,8 +727,13 @@ def run_import(
         return _finish_refused(
             record,
             importer,
-            f"{record.rejected} row(s) rejected, nothing imported. Fix them, or import the "
-            "valid rows only.",
+            str(
+                _l(
+                    "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid "
+                    "rows only.",
+                    n=record.rejected,
+                )
+            ),
         )
     _update_derived(kind_name, record.id)
     record.rejections = importer.rejections
