@@ -44,9 +44,19 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.api.views import bp as api_bp
     from portal.audit.views import bp as audit_bp
     from portal.home.views import bp as home_bp
+    from portal.metrics.upload_views import bp as imports_bp
     from portal.metrics.views import bp as metrics_bp
     from portal.system.views import bp as system_bp
 
-    for bp in (home_bp, accounts_bp, audit_bp, metrics_bp, system_bp, api_bp, api_tokens_bp):
+    for bp in (
+        home_bp,
+        accounts_bp,
+        audit_bp,
+        metrics_bp,
+        imports_bp,
+        system_bp,
+        api_bp,
+        api_tokens_bp,
+    ):
         app.register_blueprint(bp)
     return app

@@ -46,6 +46,10 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "metrics.team_metrics": frozenset({TL, AD}),  # object rule: the team's leads, admin
     "metrics.center_metrics": ADMIN,
     "api_tokens.token_list": ADMIN,
+    "imports.import_list": ADMIN,
+    "imports.import_preview": ADMIN,
+    "imports.import_commit": ADMIN,
+    "imports.import_detail": ADMIN,
     "api_tokens.token_revoke": ADMIN,
     "api.openapi": PUBLIC,
     "api.post_interactions": API,  # bearer token, never a login (tests/test_api.py)
@@ -119,6 +123,7 @@ def _url(endpoint: str, me, team) -> str | None:
         "metrics.team_metrics": f"/metrics/teams/{team.id}",
         "metrics.center_metrics": "/metrics/center",
         "api_tokens.token_list": "/admin/api-tokens",
+        "imports.import_list": "/imports",
         "api.openapi": "/api/v1/openapi.json",
     }.get(endpoint)
 
@@ -130,6 +135,8 @@ POST_ONLY = {
     "accounts.user_set_active": "/users/{other}/active",
     "accounts.user_reset_password": "/users/{other}/reset-password",
     "api_tokens.token_revoke": "/admin/api-tokens/1/revoke",
+    "imports.import_preview": "/imports/preview",
+    "imports.import_commit": "/imports/commit",
 }
 
 

@@ -660,8 +660,12 @@ def run_import(
     actor: User | None = None,
     valid_only: bool = False,
     progress: Callable[[int], None] | None = None,
-) -> ImportRecord:
-    """Import one file of `kind_name`. Commits the data with its record, or only the record."""
+    dry_run: bool = False,
+) -> ImportRecord | Preview:
+    """Import one file of `kind_name`, leaving the data with its record, or only the record.
+
+    With `dry_run`, everything is checked exactly as for real (duplicates against stored
+    records included), then rolled back, and a Preview is returned instead."""
     kind = KINDS[kind_name]
     hasher = hashlib.sha256()
     if not isinstance(source, Table):
@@ -679,8 +683,11 @@ def run_import(
     db.session.add(record)
     db.session.flush()
     importer = Importer(kind, record)
+    columns: list[str] = []
+    sample: list[dict] = []
     try:
         table = source if isinstance(source, Table) else open_table(source, filename)
+        columns = table.columns
         record.encoding = table.encoding.split(":")[0]
         missing = [c for c in kind.required if c not in table.columns]
         duplicated = sorted({c for c in table.columns if c and table.columns.count(c) > 1})
@@ -709,6 +716,8 @@ def run_import(
             record.rows_read += 1
             try:
                 batch.append((number, kind.parse(values, ctx)))
+                if dry_run and len(sample) < PREVIEW_ROWS:
+                    sample.append({"row": number, **batch[-1][1]})
             except RowError as exc:
                 importer.reject(number, str(exc))
             if len(batch) >= BATCH:
@@ -721,7 +730,11 @@ def run_import(
         if record.rows_read == 0:
             raise FileProblem(_l("The file has a header row but no data rows."))
     except FileProblem as exc:
+        if dry_run:
+            return _preview(record, importer, kind, columns, sample, str(exc.message))
         return _finish_refused(record, importer, str(exc.message))
+    if dry_run:
+        return _preview(record, importer, kind, columns, sample, None)
 
     if record.rejected and not valid_only:
         return _finish_refused(
@@ -743,6 +756,54 @@ def run_import(
     record.status, record.finished_at = "committed", utcnow()
     db.session.flush()
     return record
+
+
+PREVIEW_ROWS = 10
+
+
+@dataclass
+class Preview:
+    """What an import would do, shown before anything is stored."""
+
+    kind: str
+    encoding: str
+    columns: list[str]
+    missing: list[str]
+    unknown: list[str]
+    rows_read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    rejections: list
+    sample: list[dict]
+    problem: str | None
+
+    @property
+    def importable(self) -> bool:
+        return self.problem is None and (self.inserted + self.updated + self.unchanged) > 0
+
+
+def _preview(record, importer, kind: Kind, columns, sample, problem) -> Preview:
+    """Capture the dry run's outcome, then undo it."""
+    known = set(kind.required) | set(kind.optional)
+    preview = Preview(
+        kind=kind.name,
+        encoding=record.encoding,
+        columns=[c for c in columns if c],
+        missing=[c for c in kind.required if columns and c not in columns],
+        unknown=[c for c in columns if c and c not in known],
+        rows_read=record.rows_read,
+        inserted=record.inserted,
+        updated=record.updated,
+        unchanged=record.unchanged,
+        rejected=record.rejected,
+        rejections=list(importer.rejections),
+        sample=sample,
+        problem=problem,
+    )
+    db.session.rollback()
+    return preview
 
 
 def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> ImportRecord:

@@ -29,6 +29,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "jobs.read": frozenset({AD}),
     "center.view": frozenset({AD}),  # queues and the whole center's metrics
     "tokens.manage": frozenset({AD}),  # API tokens
+    "imports.manage": frozenset({AD}),  # data uploads and the import history
 }
 
 PUBLIC = "public"
