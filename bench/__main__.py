@@ -209,13 +209,17 @@ def main() -> None:
     with app.app_context():
         upgrade()
     results = [bench_password_verify(), bench_sqlite_writes(app, db), bench_user_list(app, db)]
+    from bench import metrics_bench
+
+    results += metrics_bench.run()
 
     lines = [
         "# Benchmarks",
         "",
         f"Measured by `make bench` on {platform.machine()} with {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; medians, "
-        f"{time.strftime('%Y-%m-%d')}. Each row compares with a baseline measured in the same run.",
+        f"{time.strftime('%Y-%m-%d')}. Each row compares with a baseline measured in the same run; "
+        "ratio = the portal's time ÷ the baseline's time (lower is better).",
         "",
         "| benchmark | result | baseline | ratio |",
         "| --- | --- | --- | --- |",
