@@ -60,6 +60,20 @@ def purge_login_records(now: datetime) -> str:
     return f"removed {failures} login failures and {sessions} ended sessions"
 
 
+def purge_uploads(now: datetime) -> str:
+    """Delete uploaded files whose preview was never imported, a day later."""
+    from pathlib import Path
+
+    folder = Path(current_app.instance_path) / "uploads"
+    removed = 0
+    cutoff = now.timestamp() - 24 * 3600
+    for path in folder.glob("*") if folder.exists() else []:
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return f"removed {removed} abandoned upload files"
+
+
 def import_inbox(now: datetime) -> str:
     """Import the files waiting in INBOX_DIR."""
     from portal.metrics.inbox import import_inbox as run
@@ -73,6 +87,12 @@ JOBS: list[Job] = [
         func=purge_login_records,
         minutes=15,
         description=_l("Remove expired login-throttle records and ended sessions"),
+    ),
+    Job(
+        id="purge_uploads",
+        func=purge_uploads,
+        minutes=60,
+        description=_l("Remove uploaded files whose preview was never imported"),
     ),
     Job(
         id="import_inbox",

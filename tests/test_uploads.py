@@ -112,3 +112,25 @@ def test_an_upload_over_the_size_limit_gets_a_clear_message(app, admin):
         assert "拆分文件" in response.get_data(as_text=True)
     finally:
         app.config["MAX_CONTENT_LENGTH"] = 50 * 1024 * 1024
+
+
+def test_abandoned_uploads_are_deleted_after_a_day(app, admin):
+    import os
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from portal.jobs import purge_uploads
+
+    folder = Path(app.instance_path) / "uploads"
+    for leftover in folder.glob("*"):
+        leftover.unlink()
+    _preview(admin, CSV.encode())
+    files = list(folder.glob("*"))
+    assert files
+    with app.app_context():
+        assert purge_uploads(datetime.now(UTC)) == "removed 0 abandoned upload files"
+        old = time.time() - 2 * 24 * 3600
+        for path in files:
+            os.utime(path, (old, old))
+        assert purge_uploads(datetime.now(UTC)) == f"removed {len(files)} abandoned upload files"
