@@ -17,21 +17,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from portal.metrics.ingest import INTERACTION_COLUMNS
+
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = [
-    "interaction_id",
-    "channel",
-    "queue",
-    "agent_no",
-    "offered_at",
-    "answered_at",
-    "ended_at",
-    "wrap_seconds",
-    "hold_seconds",
-    "customer_key",
-    "transferred",
-    "resolved",
-]
 PER_DAY = 65  # contacts an agent handles a day, on average
 
 
@@ -42,7 +30,7 @@ def generate(path: Path, agents: int, seed: int = 11) -> int:
     rows = 0
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
+        writer.writerow(INTERACTION_COLUMNS)
         for day in range(30):
             base = start + timedelta(days=day, hours=8)
             for agent in range(agents):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import Role, User, UserRole
 from portal.extensions import db
-from portal.metrics.ingest import run_import
+from portal.metrics.ingest import INTERACTION_COLUMNS, run_import
 
 # position -> (queues, channel, contacts a day, mean handle seconds)
 PROFILES = {
@@ -66,22 +66,7 @@ def generate(agents: list[User], first: date, last: date, tz: ZoneInfo, seed: in
     cw, sw, qw, vw = (
         csv.writer(f, lineterminator="\n") for f in (calls, surveys, evaluations, values)
     )
-    cw.writerow(
-        [
-            "interaction_id",
-            "channel",
-            "queue",
-            "agent_no",
-            "offered_at",
-            "answered_at",
-            "ended_at",
-            "wrap_seconds",
-            "hold_seconds",
-            "customer_key",
-            "transferred",
-            "resolved",
-        ]
-    )
+    cw.writerow(INTERACTION_COLUMNS)
     sw.writerow(["survey_id", "interaction_id", "csat", "nps", "submitted_at", "comment"])
     qw.writerow(
         ["evaluation_id", "interaction_id", "evaluator_no", "score", "evaluated_at", "red_line"]

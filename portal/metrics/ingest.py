@@ -38,6 +38,21 @@ from portal.metrics.models import (
 from portal.metrics.periods import PeriodKeyError, parse_period
 from portal.textfiles import FileProblem, decode_text
 
+# The interaction file's columns in the order of metrics.md §1.
+INTERACTION_COLUMNS = (
+    "interaction_id",
+    "channel",
+    "queue",
+    "agent_no",
+    "offered_at",
+    "answered_at",
+    "ended_at",
+    "wrap_seconds",
+    "hold_seconds",
+    "customer_key",
+    "transferred",
+    "resolved",
+)
 BATCH = 2000
 KEEP_REJECTIONS = 1000
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
