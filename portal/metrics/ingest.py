@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 
 from portal.accounts.models import User
 from portal.db import utcnow
@@ -640,9 +640,42 @@ class Importer:
             else:
                 self.record.unchanged += 1
         if inserts:
-            db.session.execute(insert(model.__table__), inserts)
+            _insert_rows(model.__table__, inserts)
+            total = self.record.inserted
+            if any(total - len(inserts) < mark <= total for mark in ANALYZE_AT):
+                _analyze(model.__table__)
         if updates:
             db.session.execute(update(model), updates)
+
+
+# A table that grows from empty is re-analyzed on the way, so PostgreSQL keeps using its
+# indexes for the look-ups of later batches instead of planning for an empty table.
+ANALYZE_AT = (10_000, 100_000, 1_000_000)
+
+
+def _analyze(table) -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"ANALYZE {table.name}"))
+
+
+def _insert_rows(table, rows: list[dict]) -> None:
+    """Insert one batch: COPY on PostgreSQL (many times faster than row inserts there), one
+    executemany elsewhere. Both run inside the import's transaction."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    # COPY bypasses the ORM, so the column defaults it would fill in are added here.
+    defaults = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.default is not None and c.default.is_scalar and c.name not in rows[0]
+    }
+    columns = [*rows[0], *defaults]
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] if c in row else defaults[c] for c in columns])
 
 
 def _differs(stored, new) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, false, func, insert, or_, select, true, update
+from sqlalchemy import and_, case, delete, false, func, insert, or_, select, text, true, update
 
 from portal.extensions import db
 from portal.metrics.models import DayStats, Interaction, QaEvaluation, Survey
@@ -49,15 +49,26 @@ def refresh_repeats(import_id: int) -> None:
         return
     repeat = _repeat_exists(window)
     keys = select(I.c.customer_key).where(I.c.import_id == import_id).scalar_subquery()
+    _analyze()
+    # Write only the rows whose flag changes: rewriting millions of unchanged rows is what
+    # makes a naive version slow, above all on PostgreSQL.
     db.session.execute(
         update(I)
         .where(
             I.c.customer_key.in_(keys),
             or_(I.c.import_id == import_id, and_(I.c.ended_s >= lo - window, I.c.ended_s < hi)),
+            I.c.has_repeat != repeat,
         )
-        .values(has_repeat=repeat)
+        .values(has_repeat=~I.c.has_repeat)
         .execution_options(synchronize_session=False)
     )
+
+
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics after a bulk load, so it plans for the rows that are
+    there now rather than for the empty table it last saw."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("ANALYZE interactions"))
 
 
 def affected_by_interactions(import_id: int) -> tuple[date, date, set[int | None]] | None:
