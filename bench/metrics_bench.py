@@ -194,40 +194,46 @@ def metrics_times(database_url: str) -> tuple[float, float]:
     return portal, baseline
 
 
+def _measure(url: str, label: str, path: Path, rows: int, agents: int, baseline) -> list[dict]:
+    """Import the file into the database at `url`, then compute the month's metrics, each
+    against its baseline (`baseline(path)` → seconds for the bare load)."""
+    _prepare(url, agents)
+    portal, peak = _flask(url, "import", "interactions", str(path))
+    bare_name, bare = baseline(path)
+    metrics, aggregate = metrics_times(url)
+    return [
+        {
+            "name": f"Import {rows:,} interactions into {label} ({agents} agents, one month)",
+            "measure": f"{portal:.1f} s, {rows / portal:,.0f} rows/s, peak memory {peak} MB "
+            "(goal: at least half the baseline's rate, at most 300 MB)",
+            "baseline": f"{bare_name}: {bare:.1f} s, {rows / bare:,.0f} rows/s",
+            "ratio": portal / bare,
+            "note": "the import's time includes parsing, checking every row, upserts, the FCR "
+            "repeat flags and the daily sums",
+        },
+        {
+            "name": f"Metrics of that month for all {agents} agents ({label})",
+            "measure": f"{metrics:.2f} s (goal: at most 3 times the baseline, under 10 s)",
+            "baseline": f"one hand-written aggregate query: {aggregate:.2f} s",
+            "ratio": metrics / aggregate,
+            "note": "",
+        },
+    ]
+
+
 def run() -> list[dict]:
     agents = int(os.environ.get("BENCH_AGENTS", "1000"))
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-metrics-"))
     path = folder / "interactions.csv"
     rows = generate(path, agents)
-    results = []
-
-    sqlite_url = f"sqlite:///{folder / 'portal.db'}"
-    _prepare(sqlite_url, agents)
-    portal, peak = _flask(sqlite_url, "import", "interactions", str(path))
-    baseline = sqlite_baseline(path, folder)
-    results.append(
-        {
-            "name": f"Import {rows:,} interactions into SQLite ({agents} agents, one month)",
-            "measure": f"{portal:.1f} s, {rows / portal:,.0f} rows/s, peak memory {peak} MB "
-            "(goal: at least half the baseline's rate, at most 300 MB)",
-            "baseline": f"plain sqlite3 executemany in one transaction: {baseline:.1f} s, "
-            f"{rows / baseline:,.0f} rows/s",
-            "ratio": portal / baseline,
-            "note": "the import's time includes parsing, checking every row, upserts, the FCR "
-            "repeat flags and the daily sums",
-        }
+    results = _measure(
+        f"sqlite:///{folder / 'portal.db'}",
+        "SQLite",
+        path,
+        rows,
+        agents,
+        lambda p: ("plain sqlite3 executemany in one transaction", sqlite_baseline(p, folder)),
     )
-    portal_m, baseline_m = metrics_times(sqlite_url)
-    results.append(
-        {
-            "name": f"Metrics of that month for all {agents} agents (SQLite)",
-            "measure": f"{portal_m:.2f} s (goal: at most 3 times the baseline, under 10 s)",
-            "baseline": f"one hand-written aggregate query: {baseline_m:.2f} s",
-            "ratio": portal_m / baseline_m,
-            "note": "",
-        }
-    )
-
     pg_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if pg_url:
         import psycopg
@@ -239,28 +245,13 @@ def run() -> list[dict]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {name}")
         bench_url = pg_url.rsplit("/", 1)[0] + "/" + name
-        _prepare(bench_url, agents)
-        portal, peak = _flask(bench_url, "import", "interactions", str(path))
-        baseline = postgres_baseline(path, bench_url)
-        results.append(
-            {
-                "name": f"Import {rows:,} interactions into PostgreSQL",
-                "measure": f"{portal:.1f} s, {rows / portal:,.0f} rows/s, peak memory {peak} MB "
-                "(goal: at least half the baseline's rate)",
-                "baseline": f"plain psycopg COPY: {baseline:.1f} s, {rows / baseline:,.0f} rows/s",
-                "ratio": portal / baseline,
-                "note": "",
-            }
-        )
-        portal_m, baseline_m = metrics_times(bench_url)
-        results.append(
-            {
-                "name": f"Metrics of that month for all {agents} agents (PostgreSQL)",
-                "measure": f"{portal_m:.2f} s (goal: at most 3 times the baseline, under 10 s)",
-                "baseline": f"one hand-written aggregate query: {baseline_m:.2f} s",
-                "ratio": portal_m / baseline_m,
-                "note": "",
-            }
+        results += _measure(
+            bench_url,
+            "PostgreSQL",
+            path,
+            rows,
+            agents,
+            lambda p: ("plain psycopg COPY", postgres_baseline(p, bench_url)),
         )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
