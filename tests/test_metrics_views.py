@@ -89,3 +89,26 @@ def test_admin_sees_queues_by_day_with_charts(app, scenario, make_user):  # noqa
     assert html.count("<svg") >= 5
     empty = client.get("/metrics/center?period=2025-01").get_data(as_text=True)
     assert "该周期暂无话单" in empty
+
+
+def test_team_daily_sums_pool_the_members_days(app, scenario):  # noqa: F811
+    from portal.accounts.models import Team
+    from portal.metrics import compute
+    from portal.metrics.periods import parse_period
+
+    with app.app_context():
+        team = db.session.scalar(select(Team).where(Team.name == "一组"))
+        daily = compute.team_daily(parse_period("2026-11"), team)
+        assert {str(d): m.values["offered"] for d, m in daily.items()} == {
+            "2026-11-01": 1,  # i10
+            "2026-11-03": 2,  # i1 i2
+            "2026-11-04": 1,  # i4, offered before midnight
+            "2026-11-05": 1,  # i6, rang at B unanswered
+            "2026-11-06": 1,  # i3
+            "2026-11-08": 1,  # i5
+        }
+        assert daily[parse_period("2026-11").first_day].values["asa"] == 2
+    client = app.test_client()
+    login(client, "L1")
+    html = client.get(f"/metrics/teams/{team.id}?period=2026-11").get_data(as_text=True)
+    assert "每日趋势" in html and "polyline" in html

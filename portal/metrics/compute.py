@@ -241,6 +241,18 @@ def team_metrics(period: Period, teams: list[Team]) -> list[MetricSet]:
     return results
 
 
+def team_daily(period: Period, team: Team) -> dict[date, MetricSet]:
+    """§5 and pooled §4 metrics of one team for each day of `period` that has interactions."""
+    rows = db.session.execute(
+        select(DayStats.day, *_sum_columns())
+        .join(User, User.id == DayStats.agent_id)
+        .where(DayStats.day.between(period.first_day, period.last_day), User.team_id == team.id)
+        .group_by(DayStats.day)
+        .order_by(DayStats.day)
+    )
+    return {r.day: _metric_set(str(r.day), team.name, r, POOLED_CODES) for r in rows}
+
+
 def queue_metrics(period: Period, queues: list[str] | None = None) -> list[MetricSet]:
     """§5 and pooled §4 metrics of each queue, abandoned-in-queue interactions included."""
     stmt = (

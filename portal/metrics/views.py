@@ -145,6 +145,14 @@ def team_metrics(team_id: int):
     ).all()
     rows = dict(zip([m.id for m in members], compute.agent_metrics(period, members), strict=True))
     [total] = compute.team_metrics(period, [team])
+    daily = compute.team_daily(period, team)
+    days = [period.first_day + timedelta(days=i) for i in range(period.days)]
+    trends = {
+        code: charts.sparkline(
+            [(d, daily[d].values[code] if d in daily else None) for d in days], metric_name(code)
+        )
+        for code in TEAM_COLUMNS
+    }
     sort = request.args.get("sort", "agent_no")
     descending = request.args.get("dir", "asc") == "desc"
     if sort in TEAM_COLUMNS:
@@ -161,6 +169,7 @@ def team_metrics(team_id: int):
         members=members,
         rows=rows,
         total=total,
+        trends=trends,
         columns=TEAM_COLUMNS,
         sort=sort,
         descending=descending,
