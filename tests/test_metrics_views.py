@@ -112,3 +112,18 @@ def test_team_daily_sums_pool_the_members_days(app, scenario):  # noqa: F811
     login(client, "L1")
     html = client.get(f"/metrics/teams/{team.id}?period=2026-11").get_data(as_text=True)
     assert "每日趋势" in html and "polyline" in html
+
+
+def test_deactivated_members_stay_in_the_team_table_that_pools_them(app, scenario):  # noqa: F811
+    from portal.accounts.models import Team
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.agent_no == "B"))
+        user.active = False
+        db.session.commit()
+        team_id = db.session.scalar(select(Team.id).where(Team.name == "一组"))
+    client = app.test_client()
+    login(client, "L1")
+    html = client.get(f"/metrics/teams/{team_id}?period=2026-11").get_data(as_text=True)
+    assert "李娜" in html and "已停用" in html
+    assert "245 秒" in html  # the pooled row still includes B's contacts, as the rows do

@@ -253,7 +253,7 @@ def team_daily(period: Period, team: Team) -> dict[date, MetricSet]:
     return {r.day: _metric_set(str(r.day), team.name, r, POOLED_CODES) for r in rows}
 
 
-def queue_metrics(period: Period, queues: list[str] | None = None) -> list[MetricSet]:
+def queue_metrics(period: Period) -> list[MetricSet]:
     """§5 and pooled §4 metrics of each queue, abandoned-in-queue interactions included."""
     stmt = (
         select(DayStats.queue, *_sum_columns())
@@ -261,8 +261,6 @@ def queue_metrics(period: Period, queues: list[str] | None = None) -> list[Metri
         .group_by(DayStats.queue)
         .order_by(DayStats.queue)
     )
-    if queues is not None:
-        stmt = stmt.where(DayStats.queue.in_(queues))
     return [_metric_set(r.queue, r.queue, r, POOLED_CODES) for r in db.session.execute(stmt)]
 
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 from portal.accounts.models import User
 from portal.db import utcnow
@@ -910,10 +910,6 @@ class _HashingReader(io.RawIOBase):
         self.hasher.update(data)
         buffer[: len(data)] = data
         return len(data)
-
-
-def count_rows(kind: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(KINDS[kind].model))
 
 
 def report_lines(record: ImportRecord) -> Iterable[str]:

@@ -78,6 +78,17 @@ def _period() -> Period:
         abort(404)
 
 
+def _trends(period: Period, daily: dict, codes) -> dict:
+    """A sparkline per metric over every day of the period (days without data are gaps)."""
+    days = [period.first_day + timedelta(days=i) for i in range(period.days)]
+    return {
+        code: charts.sparkline(
+            [(d, daily[d].values[code] if d in daily else None) for d in days], metric_name(code)
+        )
+        for code in codes
+    }
+
+
 def _context(period: Period) -> dict:
     return {
         "period": period,
@@ -109,15 +120,7 @@ def agent_metrics(user_id: int):
         abort(403)
     period = _period()
     [result] = compute.agent_metrics(period, [agent])
-    daily = compute.agent_daily(period, agent)
-    days = [period.first_day + timedelta(days=i) for i in range(period.days)]
-    trends = {
-        code: charts.sparkline(
-            [(d, daily[d].values[code] if d in daily else None) for d in days],
-            metric_name(code),
-        )
-        for code in compute.AGENT_CODES
-    }
+    trends = _trends(period, compute.agent_daily(period, agent), compute.AGENT_CODES)
     return render(
         "metrics/agent.html",
         "metrics",
@@ -141,18 +144,12 @@ def team_metrics(team_id: int):
         abort(403)
     period = _period()
     members = db.session.scalars(
-        select(User).where(User.team_id == team.id, User.active.is_(True)).order_by(User.agent_no)
+        # Deactivated members stay listed: their contacts are part of the team's pooled row.
+        select(User).where(User.team_id == team.id).order_by(User.agent_no)
     ).all()
     rows = dict(zip([m.id for m in members], compute.agent_metrics(period, members), strict=True))
     [total] = compute.team_metrics(period, [team])
-    daily = compute.team_daily(period, team)
-    days = [period.first_day + timedelta(days=i) for i in range(period.days)]
-    trends = {
-        code: charts.sparkline(
-            [(d, daily[d].values[code] if d in daily else None) for d in days], metric_name(code)
-        )
-        for code in TEAM_COLUMNS
-    }
+    trends = _trends(period, compute.team_daily(period, team), TEAM_COLUMNS)
     sort = request.args.get("sort", "agent_no")
     descending = request.args.get("dir", "asc") == "desc"
     if sort in TEAM_COLUMNS:
