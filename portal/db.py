@@ -20,6 +20,7 @@ NAMING_CONVENTION = {
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+SQLITE_CACHE_KB = 32 * 1024
 
 
 class Base(DeclarativeBase):
@@ -57,6 +58,16 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """What UTCDateTime stores in SQLite for an aware datetime, for bulk writes through the
+    driver (the same text SQLAlchemy writes: 2026-11-03 01:15:02.000000)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+
+
 def _wants_write_lock() -> bool:
     """Read-only web requests begin deferred; everything else takes the write lock up front."""
     return not (has_request_context() and request.method in SAFE_METHODS)
@@ -78,6 +89,10 @@ def configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
+        # 32 MB of page cache instead of 2 MB: with the default, each index insert into a
+        # table of millions of rows likely misses (an import of 2 million rows ran a fifth
+        # slower). Pages are only taken as they are used.
+        cur.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
         cur.close()
 
     @event.listens_for(engine, "begin")

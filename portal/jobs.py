@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 HEARTBEAT_SECONDS = 30
+UPLOAD_POLL_SECONDS = 2  # how soon an uploaded file's check or import starts
 STALE_RUN = timedelta(hours=6)
 
 
@@ -61,17 +62,33 @@ def purge_login_records(now: datetime) -> str:
 
 
 def purge_uploads(now: datetime) -> str:
-    """Delete uploaded files whose preview was never imported, a day later."""
-    from pathlib import Path
+    """Delete uploaded files whose preview was never imported, a day later, and forget
+    finished upload tasks after a week."""
+    from portal.metrics import uploads
 
-    folder = Path(current_app.instance_path) / "uploads"
     removed = 0
     cutoff = now.timestamp() - 24 * 3600
-    for path in folder.glob("*") if folder.exists() else []:
+    for path in uploads.folder().glob("*"):
         if path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
             removed += 1
-    return f"removed {removed} abandoned upload files"
+    tasks = uploads.purge(now)
+    db.session.commit()
+    return f"removed {removed} abandoned upload files and {tasks} finished upload tasks"
+
+
+def run_upload_tasks() -> None:
+    """Check and import uploaded files (every few seconds, outside the slot claims: each
+    task is claimed on its own)."""
+    from sqlalchemy.exc import OperationalError
+
+    from portal.metrics.uploads import run_upload_tasks as run
+
+    try:
+        run()
+    except OperationalError as exc:  # SQLite: another process's import holds the write lock
+        db.session.rollback()
+        log.info("upload tasks wait: %s", exc.orig)
 
 
 def import_inbox(now: datetime) -> str:
@@ -196,6 +213,7 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
             beat(worker, started)
             for job in JOBS:
                 run_job(job)
+            run_upload_tasks()
         return
 
     scheduler = BlockingScheduler(
@@ -205,6 +223,12 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
         _in_app(app, beat, worker, started),
         IntervalTrigger(seconds=HEARTBEAT_SECONDS, start_date=EPOCH),
         id="heartbeat",
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        _in_app(app, run_upload_tasks),
+        IntervalTrigger(seconds=UPLOAD_POLL_SECONDS, start_date=EPOCH),
+        id="upload_tasks",
         next_run_time=utcnow(),
     )
     for job in JOBS:

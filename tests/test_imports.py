@@ -259,3 +259,47 @@ def test_import_record_keeps_file_checksum_and_counts(app, runner, tmp_path, age
         assert record.filename == "calls.csv" and record.encoding == "utf-8"
         assert record.checksum == hashlib.sha256(data).hexdigest()
         assert (record.rows_read, record.inserted, record.rejected) == (1, 1, 0)
+
+
+def test_bulk_writes_store_exactly_what_the_orm_stores(ctx, make_user):
+    """Imports write through the driver for speed; what lands must be what SQLAlchemy itself
+    would store, or reads (and metrics) would differ between imported and other rows."""
+    from datetime import UTC, date, timedelta, timezone
+
+    from sqlalchemy import text
+
+    from portal.metrics.ingest import _insert_rows
+
+    agent = make_user({Role.AGENT}, agent_no="A")
+    shanghai = timezone(timedelta(hours=8))
+    values = {
+        "channel": "chat",
+        "queue": "售后",
+        "agent_id": agent.id,
+        "offered_at": datetime(2026, 11, 3, 0, 30, tzinfo=shanghai),
+        "answered_at": datetime(2026, 11, 2, 16, 30, 5, 250000, tzinfo=UTC),
+        "ended_at": datetime(2026, 11, 2, 16, 40, tzinfo=UTC),
+        "offered_day": date(2026, 11, 3),
+        "offered_s": 1.5,
+        "ended_s": 2.0,
+        "wait_s": 5.25,
+        "talk_s": None,
+        "wrap_s": 0.0,
+        "hold_s": 12.0,
+        "customer_key": None,
+        "transferred": True,
+        "resolved": None,
+    }
+    db.session.add(Interaction(source_id="orm", **values))
+    db.session.flush()
+    _insert_rows(Interaction.__table__, [{"source_id": "bulk", **values}])
+    columns = [c.name for c in Interaction.__table__.columns if c.name not in ("id", "source_id")]
+    orm, bulk = (
+        db.session.execute(
+            text(f"SELECT {', '.join(columns)} FROM interactions WHERE source_id = :s"), {"s": s}
+        ).one()
+        for s in ("orm", "bulk")
+    )
+    assert bulk == orm
+    read = db.session.scalars(select(Interaction).order_by(Interaction.source_id)).all()
+    assert [r.offered_at for r in read] == [values["offered_at"]] * 2

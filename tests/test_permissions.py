@@ -50,6 +50,7 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "imports.import_preview": ADMIN,
     "imports.import_commit": ADMIN,
     "imports.import_detail": ADMIN,
+    "imports.import_task": ADMIN,
     "api_tokens.token_revoke": ADMIN,
     "api.openapi": PUBLIC,
     "api.post_interactions": API,  # bearer token, never a login (tests/test_api.py)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import Role
 from portal.extensions import db
-from portal.metrics.models import ImportRecord, Interaction
+from portal.metrics.models import ImportRecord, Interaction, UploadTask
 from tests.conftest import csrf_token, login, post
 
 CSV = (
@@ -30,12 +30,44 @@ def admin(app, make_user):
     return client
 
 
-def _preview(client, data: bytes, kind="interactions", name="calls.csv"):
+def _run_tasks(app) -> None:
+    """What the scheduler process does every few seconds."""
+    from portal.metrics.uploads import run_upload_tasks
+
+    with app.app_context():
+        run_upload_tasks()
+
+
+def _queue(client, data: bytes, kind="interactions", name="calls.csv"):
     return client.post(
         "/imports/preview",
         data={"kind": kind, "file": (io.BytesIO(data), name), "csrf_token": csrf_token(client)},
         content_type="multipart/form-data",
     )
+
+
+def _preview(client, data: bytes, kind="interactions", name="calls.csv"):
+    """Upload, let the scheduler check the file, and open the outcome."""
+    queued = _queue(client, data, kind, name)
+    if queued.status_code != 302:
+        return queued
+    _run_tasks(client.application)
+    return client.get(queued.headers["Location"])
+
+
+def _commit(client, token: str, **form):
+    """Ask for the import, let the scheduler run it; the task page then leads to the record."""
+    queued = post(client, "/imports/commit", {"token": token, **form})
+    assert queued.status_code == 302, queued.status_code
+    _run_tasks(client.application)
+    return client.get(queued.headers["Location"])
+
+
+def _task_id(app, token: str, action: str) -> int:
+    with app.app_context():
+        return db.session.scalar(
+            select(UploadTask.id).where(UploadTask.token == token, UploadTask.action == action)
+        )
 
 
 def _count(app) -> int:
@@ -61,14 +93,16 @@ def test_preview_shows_encoding_columns_rows_and_rejections_and_stores_nothing(a
 def test_committing_the_valid_rows_imports_them_and_records_the_upload(app, admin):
     html = _preview(admin, CSV.encode("gbk")).get_data(as_text=True)
     token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
-    done = post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    done = _commit(admin, token, valid_only="1")
     assert done.status_code == 302
     assert _count(app) == 2
     detail = admin.get(done.headers["Location"]).get_data(as_text=True)
     assert "已导入" in detail and "NOBODY" in detail
     history = admin.get("/imports").get_data(as_text=True)
     assert "calls.csv" in history and "上传" in history
-    assert post(admin, "/imports/commit", {"token": token}).status_code == 404  # used once
+    # The preview now leads to the import instead of offering it again.
+    again = admin.get(f"/imports/tasks/{_task_id(app, token, 'preview')}").get_data(as_text=True)
+    assert 'id="imports-follow"' in again and "imports-commit" not in again
 
 
 def test_a_clean_file_is_imported_whole(app, admin):
@@ -76,7 +110,7 @@ def test_a_clean_file_is_imported_whole(app, admin):
     html = _preview(admin, clean.encode("utf-8-sig")).get_data(as_text=True)
     assert 'id="imports-commit"' in html and "imports-commit-valid" not in html
     token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
-    assert post(admin, "/imports/commit", {"token": token}).status_code == 302
+    assert _commit(admin, token).status_code == 302
     assert _count(app) == 2
 
 
@@ -96,6 +130,12 @@ def test_another_admins_upload_cannot_be_committed(app, admin, make_user):
     login(other, "admin2")
     assert post(other, "/imports/commit", {"token": token}).status_code == 403
     assert post(other, "/imports/commit", {"token": "../../etc"}).status_code == 404
+    assert other.get(f"/imports/tasks/{_task_id(app, token, 'preview')}").status_code == 403
+    assert other.get("/imports/tasks/99999").status_code == 404
+    make_user({Role.AGENT}, agent_no="B")
+    agent = app.test_client()
+    login(agent, "B")
+    assert agent.get(f"/imports/tasks/{_task_id(app, token, 'preview')}").status_code == 403
 
 
 def test_missing_kind_or_file_says_what_to_do(admin):
@@ -129,8 +169,82 @@ def test_abandoned_uploads_are_deleted_after_a_day(app, admin):
     files = list(folder.glob("*"))
     assert files
     with app.app_context():
-        assert purge_uploads(datetime.now(UTC)) == "removed 0 abandoned upload files"
+        assert purge_uploads(datetime.now(UTC)).startswith("removed 0 abandoned upload files")
         old = time.time() - 2 * 24 * 3600
         for path in files:
             os.utime(path, (old, old))
-        assert purge_uploads(datetime.now(UTC)) == f"removed {len(files)} abandoned upload files"
+        assert purge_uploads(datetime.now(UTC)).startswith(
+            f"removed {len(files)} abandoned upload files"
+        )
+
+
+def test_the_task_page_shows_progress_while_the_scheduler_works(app, admin, monkeypatch):
+    from portal.metrics import ingest, uploads
+
+    queued = _queue(admin, CSV.encode())
+    waiting = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert 'id="imports-task-queued"' in waiting and 'hx-trigger="load delay:1s"' in waiting
+    seen = []
+    report = uploads._report
+
+    def report_and_look(task, stream, rows):
+        report(task, stream, rows)
+        seen.append(
+            admin.get(queued.headers["Location"] + "?poll=1", headers={"HX-Request": "true"})
+        )
+
+    monkeypatch.setattr(ingest, "BATCH", 1)
+    monkeypatch.setattr(uploads, "_report", report_and_look)
+    _run_tasks(app)
+    first = seen[0].get_data(as_text=True)
+    assert 'id="imports-task-running"' in first and "已读取 1 行" in first
+    assert "<html" not in first  # a fragment, swapped in place while polling
+    assert 'hx-get="/imports/tasks/' in first  # and it keeps polling
+    done = admin.get(queued.headers["Location"] + "?poll=1", headers={"HX-Request": "true"})
+    assert done.headers["HX-Redirect"] == queued.headers["Location"]  # the outcome, as a page
+    assert 'id="imports-new">2<' in admin.get(queued.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_double_click_on_import_queues_one_import(app, admin):
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    first = post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    second = post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    assert first.headers["Location"] == second.headers["Location"]
+    _run_tasks(app)
+    assert _count(app) == 2
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ImportRecord.id))) == 1
+
+
+def test_a_task_whose_process_died_says_so_and_is_released(app, admin):
+    from datetime import timedelta
+
+    from portal.db import utcnow
+    from portal.metrics.uploads import run_upload_tasks
+
+    queued = _queue(admin, CSV.encode())
+    task_id = int(queued.headers["Location"].rsplit("/", 1)[1])
+    with app.app_context():
+        task = db.session.get(UploadTask, task_id)
+        task.status, task.started_at = "running", utcnow() - timedelta(minutes=10)
+        db.session.commit()
+    html = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert 'id="imports-task-failed"' in html and "hx-get" not in html
+    with app.app_context():
+        assert run_upload_tasks().endswith("1 interrupted")
+        assert db.session.get(UploadTask, task_id).status == "failed"
+
+
+def test_a_task_nobody_picks_up_says_to_start_the_scheduler(app, admin):
+    from datetime import timedelta
+
+    from portal.db import utcnow
+
+    queued = _queue(admin, CSV.encode())
+    assert "flask scheduler run" not in admin.get(queued.headers["Location"]).get_data(True)
+    with app.app_context():
+        task = db.session.get(UploadTask, int(queued.headers["Location"].rsplit("/", 1)[1]))
+        task.created_at = utcnow() - timedelta(minutes=2)
+        db.session.commit()
+    assert "flask scheduler run" in admin.get(queued.headers["Location"]).get_data(True)

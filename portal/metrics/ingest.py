@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Date, select, text, update
 
 from portal.accounts.models import User
-from portal.db import utcnow
+from portal.db import UTCDateTime, sqlite_utc_text, utcnow
 from portal.extensions import db
 from portal.metrics import stats
 from portal.metrics.compute import SUPPLIED_CODES
@@ -116,20 +116,15 @@ def read_csv_stream(stream: io.BufferedIOBase) -> Table:
     columns = [h.strip().lower() for h in header]
 
     def rows():
+        # Values are passed on as read: the row parsers strip what they use. A short row
+        # simply lacks its last columns.
         number = 1
         try:
             for values in reader:
                 number = reader.line_num
-                if not any(v.strip() for v in values):
+                if not "".join(values).strip():
                     continue
-                yield (
-                    number,
-                    {
-                        name: values[i].strip() if i < len(values) else ""
-                        for i, name in enumerate(columns)
-                        if name
-                    },
-                )
+                yield number, dict(zip(columns, values, strict=False))
         except UnicodeDecodeError:
             raise FileProblem(
                 _l(
@@ -232,6 +227,8 @@ def parse_optional_time(raw, tz: ZoneInfo, column: str) -> datetime | None:
 
 
 def parse_seconds(raw, column: str) -> float:
+    if isinstance(raw, str):
+        raw = raw.strip()
     if raw in ("", None):
         return 0.0
     try:
@@ -266,6 +263,8 @@ def parse_flag(raw, column: str, *, allow_empty: bool) -> bool | None:
 
 
 def parse_int(raw, column: str, low: int, high: int, *, required: bool) -> int | None:
+    if isinstance(raw, str):
+        raw = raw.strip()
     if raw in ("", None):
         if required:
             raise RowError(_l("%(column)s is empty", column=column))
@@ -394,7 +393,7 @@ class _InteractionRefs:
 def survey_row(v: dict, ctx: Context) -> dict:
     csat = parse_int(v.get("csat"), "csat", 1, 5, required=False)
     nps = parse_int(v.get("nps"), "nps", 0, 10, required=False)
-    comment = str(v.get("comment") or "")
+    comment = str(v.get("comment") or "").strip()
     if len(comment) > 4000:
         raise RowError(_l("comment is longer than 4000 characters"))
     return {
@@ -596,6 +595,7 @@ class Importer:
                 r["source_id"] = f"{r['agent_id']}|{r['period_key']}|{r['metric']}"
         existing = self._existing(rows)
         inserts, updates, seen = [], [], {}
+        changed = unchanged = 0
         for number, row in batch:
             key = row["source_id"]
             if kind.refs and row["interaction_id"] is None:
@@ -624,25 +624,26 @@ class Importer:
                 self.reject(number, str(reason))
                 continue
             seen[key] = number
-            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            row.pop("_interaction", None)  # resolved to interaction_id above
             if model is SuppliedValue:
-                values.pop("source_id")
-            values["import_id"] = import_id
+                row.pop("source_id")
+            row["import_id"] = import_id
             if old is None:
-                inserts.append(values)
-                self.record.inserted += 1
+                inserts.append(row)
                 continue
-            changed = any(_differs(getattr(old, f), values.get(f)) for f in kind.compare)
-            values["id"] = old.id
-            updates.append(values)
-            if changed:
-                self.record.updated += 1
+            if any(_differs(getattr(old, f), row.get(f)) for f in kind.compare):
+                changed += 1
             else:
-                self.record.unchanged += 1
+                unchanged += 1
+            row["id"] = old.id
+            updates.append(row)
+        record = self.record
+        record.updated += changed
+        record.unchanged += unchanged
         if inserts:
             _insert_rows(model.__table__, inserts)
-            total = self.record.inserted
-            if any(total - len(inserts) < mark <= total for mark in ANALYZE_AT):
+            before, record.inserted = record.inserted, record.inserted + len(inserts)
+            if any(before < mark <= record.inserted for mark in ANALYZE_AT):
                 _analyze(model.__table__)
         if updates:
             db.session.execute(update(model), updates)
@@ -659,23 +660,49 @@ def _analyze(table) -> None:
 
 
 def _insert_rows(table, rows: list[dict]) -> None:
-    """Insert one batch: COPY on PostgreSQL (many times faster than row inserts there), one
-    executemany elsewhere. Both run inside the import's transaction."""
+    """Insert one batch inside the import's transaction, through the driver: COPY on
+    PostgreSQL, one executemany on SQLite. SQLAlchemy's per-row statement building would take
+    longer than the database's own work at these volumes."""
     connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
-        return
-    # COPY bypasses the ORM, so the column defaults it would fill in are added here.
+    # The driver does not fill in column defaults, so they are added here.
     defaults = {
         c.name: c.default.arg
         for c in table.columns
         if c.default is not None and c.default.is_scalar and c.name not in rows[0]
     }
-    columns = [*rows[0], *defaults]
+    names = [*rows[0]]
+    columns = [*names, *defaults]
+    fill = tuple(defaults.values())
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row[c] if c in row else defaults[c] for c in columns])
+    if connection.dialect.name == "postgresql":
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([*(row[c] for c in names), *fill])
+        return
+    converters = [(i, _sqlite_converter(table.c[c].type)) for i, c in enumerate(names)]
+    converters = [(i, f) for i, f in converters if f is not None]
+
+    def values(row: dict) -> list:
+        out = [row[c] for c in names]
+        for i, convert in converters:
+            out[i] = convert(out[i])
+        out.extend(fill)
+        return out
+
+    cursor.executemany(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        map(values, rows),
+    )
+
+
+def _sqlite_converter(type_):
+    """How a Python value of `type_` becomes what SQLAlchemy stores in SQLite: times and days
+    as text; numbers, text and booleans go to the driver as they are."""
+    if isinstance(type_, UTCDateTime):
+        return sqlite_utc_text
+    if isinstance(type_, Date):
+        return lambda day: None if day is None else day.isoformat()
+    return None
 
 
 def _differs(stored, new) -> bool:
@@ -733,6 +760,7 @@ def run_import(
     importer = Importer(kind, record)
     columns: list[str] = []
     sample: list[dict] = []
+    rows_read = 0  # counted here, not on the record: an ORM attribute per row is slow
     try:
         table = source if isinstance(source, Table) else open_table(source, filename)
         columns = table.columns
@@ -761,7 +789,7 @@ def run_import(
         ctx = Context()
         batch: list[tuple[int, dict]] = []
         for number, values in table.rows:
-            record.rows_read += 1
+            rows_read += 1
             try:
                 batch.append((number, kind.parse(values, ctx)))
                 if dry_run and len(sample) < PREVIEW_ROWS:
@@ -769,15 +797,18 @@ def run_import(
             except RowError as exc:
                 importer.reject(number, str(exc))
             if len(batch) >= BATCH:
+                record.rows_read = rows_read
                 importer.write(batch)
                 batch = []
                 if progress:
-                    progress(record.rows_read)
+                    progress(rows_read)
+        record.rows_read = rows_read
         if batch:
             importer.write(batch)
-        if record.rows_read == 0:
+        if rows_read == 0:
             raise FileProblem(_l("The file has a header row but no data rows."))
     except FileProblem as exc:
+        record.rows_read = rows_read
         if dry_run:
             return _preview(record, importer, kind, columns, sample, str(exc.message))
         return _finish_refused(record, importer, str(exc.message))

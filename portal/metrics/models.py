@@ -184,3 +184,35 @@ class DayStats(db.Model):
     n_nps_det: Mapped[int] = mapped_column(Integer, default=0)
     n_qa: Mapped[int] = mapped_column(Integer, default=0)
     sum_qa: Mapped[float] = mapped_column(Float, default=0)
+
+
+class UploadTask(db.Model):
+    """Checking or importing an uploaded file: queued by the web page, run by the scheduler
+    process, polled by the page. One task per file and action, so a double click queues one."""
+
+    __tablename__ = "upload_tasks"
+    __table_args__ = (
+        UniqueConstraint("token", "action"),
+        CheckConstraint("action IN ('preview', 'import')", name="known_action"),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="known_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))  # names the stored file
+    action: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    valid_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str] = mapped_column(String(16), default="zh_CN")  # of rejection reasons
+    status: Mapped[str] = mapped_column(String(8), default="queued", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str] = mapped_column(String(120), default="")
+    result: Mapped[dict | None] = mapped_column(JSON)  # the preview, ready to show
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    user: Mapped[User] = relationship()

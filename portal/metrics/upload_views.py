@@ -1,22 +1,20 @@
-"""Uploading data files: preview first (nothing stored), then import; the import history."""
+"""Uploading data files: the file is checked (nothing stored), then imported, each as a task
+the scheduler runs while the page shows its progress; and the import history."""
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-from datetime import datetime
-from pathlib import Path
-
 from flask import Blueprint, abort, current_app, request, url_for
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.accounts.models import User
+from portal.db import utcnow
 from portal.extensions import db
-from portal.metrics.ingest import KINDS, run_import
-from portal.metrics.models import ImportRecord
+from portal.jobs import heartbeat_age
+from portal.metrics import uploads
+from portal.metrics.ingest import KINDS
+from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
 
@@ -28,43 +26,12 @@ KIND_LABELS = {
     "qa": _l("QA evaluations"),
     "metric-values": _l("Supplied metric values"),
 }
-# Parsed fields that name a user: shown as the employee number.
-USER_FIELDS = ("agent_id", "evaluator_id")
-HIDDEN_FIELDS = ("offered_s", "ended_s", "offered_day", "_interaction", "original_score")
+# A queued task not picked up within this many seconds means no scheduler is running.
+SCHEDULER_EXPECTED_SECONDS = 90
 
 
-def _uploads() -> Path:
-    folder = Path(current_app.instance_path) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _stored(token: str) -> tuple[Path, dict]:
-    """The uploaded file of `token`, if it belongs to the current user."""
-    if not token.isalnum():
-        abort(404)
-    path = _uploads() / f"{token}.upload"
-    meta_path = path.with_suffix(".json")
-    if not path.exists() or not meta_path.exists():
-        abort(404)
-    meta = json.loads(meta_path.read_text())
-    if meta["user_id"] != current_user.id:
-        abort(403)
-    return path, meta
-
-
-def _display_rows(sample: list[dict]) -> tuple[list[str], list[dict]]:
-    ids = {row[f] for row in sample for f in USER_FIELDS if row.get(f)}
-    numbers = dict(db.session.execute(select(User.id, User.agent_no).where(User.id.in_(ids))).all())
-    columns = [k for k in (sample[0] if sample else {}) if k not in HIDDEN_FIELDS]
-    rows = []
-    for row in sample:
-        shown = {}
-        for key in columns:
-            value = row.get(key)
-            shown[key] = numbers.get(value, value) if key in USER_FIELDS else value
-        rows.append(shown)
-    return [c.replace("_id", "_no") if c in USER_FIELDS else c for c in columns], rows
+def _max_mb() -> int:
+    return current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
 
 
 @bp.get("/imports")
@@ -76,12 +43,18 @@ def import_list():
         per_page=25,
         error_out=False,
     )
+    running = db.session.scalars(
+        select(UploadTask)
+        .where(UploadTask.status.in_(("queued", "running")))
+        .order_by(UploadTask.id)
+    ).all()
     return render(
         "imports/list.html",
         "history",
         page=page,
+        running=running,
         kinds=KIND_LABELS,
-        max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+        max_mb=_max_mb(),
     )
 
 
@@ -95,58 +68,77 @@ def import_preview():
             "imports/list.html",
             status=422,
             page=None,
+            running=[],
             kinds=KIND_LABELS,
-            max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+            max_mb=_max_mb(),
             error=_l("Choose what the file contains and the file to upload."),
         )
-    token = secrets.token_hex(16)
-    path = _uploads() / f"{token}.upload"
-    upload.save(path)
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "kind": kind,
-                "filename": Path(upload.filename).name,
-                "user_id": current_user.id,
-                "at": datetime.now().isoformat(),
-            }
-        )
+    task = uploads.queue_preview(
+        upload.stream, upload.filename, kind, current_user, str(get_locale() or "zh_CN")
     )
-    with path.open("rb") as stream:
-        preview = run_import(
-            kind, stream, filename=upload.filename, door="upload", actor=current_user, dry_run=True
-        )
-    columns, rows = _display_rows(preview.sample)
-    return render(
-        "imports/preview.html",
-        preview=preview,
-        token=token,
-        kind=kind,
-        kind_label=KIND_LABELS[kind],
-        filename=Path(upload.filename).name,
-        sample_columns=columns,
-        sample_rows=rows,
-    )
+    db.session.commit()
+    return redirect_to(url_for("imports.import_task", task_id=task.id))
 
 
 @bp.post("/imports/commit")
 @require("imports.manage")
 def import_commit():
-    path, meta = _stored(request.form.get("token", ""))
-    valid_only = request.form.get("valid_only") == "1"
-    with path.open("rb") as stream:
-        record = run_import(
-            meta["kind"],
-            stream,
-            filename=meta["filename"],
-            door="upload",
-            actor=current_user,
-            valid_only=valid_only,
-        )
+    token = request.form.get("token", "")
+    preview = db.session.scalar(
+        select(UploadTask).where(UploadTask.token == token, UploadTask.action == "preview")
+    )
+    if preview is None or not token.isalnum():
+        abort(404)
+    if not uploads.can_view_task(current_user, preview):
+        abort(403)
+    try:
+        task = uploads.queue_import(preview, request.form.get("valid_only") == "1")
+    except uploads.UploadError:
+        abort(404)
     db.session.commit()
-    os.remove(path)
-    os.remove(path.with_suffix(".json"))
-    return redirect_to(url_for("imports.import_detail", import_id=record.id))
+    return redirect_to(url_for("imports.import_task", task_id=task.id))
+
+
+@bp.get("/imports/tasks/<int:task_id>")
+@require("imports.manage")
+def import_task(task_id: int):
+    """A check or an import: its progress while it runs, then its outcome."""
+    task = db.session.get(UploadTask, task_id)
+    if task is None:
+        abort(404)
+    if not uploads.can_view_task(current_user, task):
+        abort(403)
+    if task.status == "done" and task.action == "import" and task.import_id:
+        return redirect_to(url_for("imports.import_detail", import_id=task.import_id))
+    if task.status == "done" and task.action == "preview":
+        if request.args.get("poll"):  # the polling fragment: load the whole page once
+            return redirect_to(url_for("imports.import_task", task_id=task.id))
+        imported = db.session.scalar(
+            select(UploadTask.id).where(
+                UploadTask.token == task.token, UploadTask.action == "import"
+            )
+        )
+        return render(
+            "imports/preview.html",
+            task=task,
+            preview=task.result,
+            kind_label=KIND_LABELS[task.kind],
+            import_task_id=imported,
+        )
+    now = utcnow()
+    waited = (now - task.created_at).total_seconds()
+    age = heartbeat_age(now)
+    return render(
+        "imports/task.html",
+        "status",
+        task=task,
+        progress=uploads.progress(task),
+        kind_label=KIND_LABELS[task.kind],
+        no_scheduler=task.status == "queued"
+        and waited > 10
+        and (age is None or age > SCHEDULER_EXPECTED_SECONDS),
+        stale=uploads.is_stale(task, now),
+    )
 
 
 @bp.get("/imports/<int:import_id>")

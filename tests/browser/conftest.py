@@ -54,3 +54,25 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def scheduler(app):
+    """What `flask scheduler run` does for uploaded files, in a thread beside the live server."""
+    from portal.extensions import db
+    from portal.metrics.uploads import run_upload_tasks
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            with app.app_context():
+                run_upload_tasks()
+                db.session.remove()
+            stop.wait(0.3)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()

@@ -20,7 +20,9 @@ CSV = (
 )
 
 
-def test_admin_imports_the_valid_rows_of_a_gbk_file(live_server, page, make_user, tmp_path):
+def test_admin_imports_the_valid_rows_of_a_gbk_file(
+    live_server, scheduler, page, make_user, tmp_path
+):
     agent = make_user({Role.AGENT}, agent_no="10001", name="吴军")
     make_user({Role.ADMIN}, agent_no="admin")
     path = tmp_path / "话单.csv"
