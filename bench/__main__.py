@@ -230,7 +230,7 @@ def main() -> None:
             f"{r['name']}\n  {r['measure']}\n  baseline: {r['baseline']}\n"
             f"  ratio: {r['ratio']:.2f}" + (f"\n  {r['note']}" if r["note"] else "")
         )
-    notes = [r["note"] for r in results if r["note"]]
+    notes = list(dict.fromkeys(r["note"] for r in results if r["note"]))
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")

@@ -22,6 +22,8 @@ demo_cli = AppGroup("demo", help="Demo data.")
 scheduler_cli = AppGroup("scheduler", help="The periodic job scheduler.")
 import_cli = AppGroup("import", help="Import interactions, surveys, metric values, QA evaluations.")
 metrics_cli = AppGroup("metrics", help="Computed metrics.")
+plans_cli = AppGroup("plans", help="Assessment plans (JSON, interfaces.md).")
+results_cli = AppGroup("results", help="Scores, ranks and tiers.")
 
 
 def fail(message: str) -> None:
@@ -61,6 +63,7 @@ def users_import(path: str, valid_only: bool) -> None:
             db.session.rollback()
             fail(str(exc.message))
     if report.committed:
+        _default_plans()
         db.session.commit()
     else:
         db.session.rollback()
@@ -207,6 +210,91 @@ def metrics_rebuild() -> None:
     click.echo("Metrics recomputed.")
 
 
+def _default_plans() -> None:
+    """Positions of scoring.md's table get their seeded plan when they have none."""
+    from portal.accounts.models import Position
+    from portal.scoring.services import ensure_default_plan
+
+    for position in db.session.scalars(select(Position)):
+        version = ensure_default_plan(None, position)
+        if version is not None:
+            click.echo(f"Default plan created for {position.name}.")
+
+
+def _period(period_key: str):
+    from portal.metrics.periods import PeriodKeyError, parse_period
+
+    try:
+        return parse_period(period_key)
+    except PeriodKeyError as exc:
+        fail(f"{exc}.")
+
+
+@plans_cli.command("import")
+@click.argument("path")
+def plans_import(path: str) -> None:
+    """Make the plan in a JSON file its position's plan from now on (a new version)."""
+    import json
+
+    from portal.scoring.plans import PlanErrors
+    from portal.scoring.services import save_plan
+
+    try:
+        document = json.loads(_read(path).decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        fail(f"{path} is not a JSON file in UTF-8: {exc}.")
+    documents = document if isinstance(document, list) else [document]
+    with force_locale("en"):
+        for number, item in enumerate(documents, start=1):
+            try:
+                version = save_plan(None, item, note=f"imported from {Path(path).name}")
+            except PlanErrors as exc:
+                db.session.rollback()
+                where = f"plan {number}: " if len(documents) > 1 else ""
+                for field, message in exc.errors.items():
+                    click.echo(f"Error: {where}{field}: {message}", err=True)
+                fail("Nothing was imported. Fix the fields above and import again.")
+            click.echo(f"{version.plan.position.name}: version {version.number} in force.")
+    db.session.commit()
+
+
+@plans_cli.command("export")
+@click.argument("position", required=False)
+def plans_export(position: str | None) -> None:
+    """Write the plans in force (or one position's) as JSON to standard output."""
+    import json
+
+    from portal.accounts.models import Position
+    from portal.scoring.models import Plan
+
+    query = select(Plan).join(Position).order_by(Position.name)
+    if position:
+        query = query.where(Position.name == position)
+    found = [plan.current.document for plan in db.session.scalars(query)]
+    if position and not found:
+        fail(f"The position {position!r} has no plan.")
+    json.dump(found[0] if position else found, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+
+
+@results_cli.command("export")
+@click.option("--period", "period_key", required=True, help="2026-11, 2026-W47 or 2026-Q4")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+def results_export(period_key: str, fmt: str) -> None:
+    """Write the period's scores, ranks and tiers (provisional until closed) to standard output."""
+    from portal.scoring.export import write_results
+
+    write_results(sys.stdout, _period(period_key), fmt)
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, demo_cli, scheduler_cli, import_cli, metrics_cli):
+    for group in (
+        users_cli,
+        demo_cli,
+        scheduler_cli,
+        import_cli,
+        metrics_cli,
+        plans_cli,
+        results_cli,
+    ):
         app.cli.add_command(group)

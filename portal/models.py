@@ -4,4 +4,5 @@ from portal.accounts import models as accounts  # noqa: F401
 from portal.api import models as api  # noqa: F401
 from portal.audit import models as audit  # noqa: F401
 from portal.metrics import models as metrics  # noqa: F401
+from portal.scoring import models as scoring  # noqa: F401
 from portal.system import models as system  # noqa: F401

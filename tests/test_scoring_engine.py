@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -92,6 +93,8 @@ def test_worked_example_of_section_5():
     assert [rounded(line.score) for line in li.lines] == [0, 0, 110, 110]
     assert li.lines[0].note == "gated" and li.gate_failed == ("csat",)
     assert rounded(li.weighted) == 33.00 and not li.gate_open
+    assert (zhang.tier_multiplier, zhang.bonus_amount) == (1.5, Decimal("1500.00"))
+    assert (li.tier_multiplier, li.bonus_amount) == (0, Decimal("0.00"))
 
 
 def test_peak_days_change_the_weights_and_the_score():

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from portal.accounts import security
 from portal.accounts.models import Position, Role, Team, User
 from portal.extensions import db
+from portal.scoring.services import ensure_default_plan
 
 DEMO_PASSWORD = "demo1234"
 # One login per role, printed by `flask demo seed` and `make run`.
@@ -158,4 +159,6 @@ def seed(if_empty: bool = False, today: date | None = None) -> bool:
             person(str(agent_seq), {Role.AGENT}, team, position, recent)
             agent_seq += 1
     db.session.flush()
+    for position in positions.values():
+        ensure_default_plan(None, position)
     return True

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 CATEGORIES = ("quality", "efficiency", "experience", "development")
 MAX_LINE_SCORE = 120.0
 BONUS_CAP = 5.0
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Rules:
     scenarios: tuple[Scenario, ...] = ()
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     min_volume: int = 50
-    base_bonus: float = 0.0
+    base_bonus: Decimal = Decimal(0)  # money: the position's bonus at multiplier 1
     service_star_count: int = 3
     award_min_final: float = 90.0
 
@@ -145,7 +146,7 @@ class Result:
     handled: int
     eligible: bool
     tier_multiplier: float | None
-    bonus_amount: float | None  # base bonus × multiplier
+    bonus_amount: Decimal | None  # base bonus × multiplier, to the cent
     values: dict[str, float | None] = field(default_factory=dict)  # every measure, for ties
     rank: int | None = None
     weighting: Weighting | None = field(default=None, compare=False)
@@ -294,7 +295,9 @@ def score_agent(rules: Rules, agent: AgentInput, weights: Weighting) -> Result:
         handled=handled,
         eligible=final is not None and handled >= rules.min_volume,
         tier_multiplier=multiplier,
-        bonus_amount=None if multiplier is None else rules.base_bonus * multiplier,
+        bonus_amount=None
+        if multiplier is None
+        else (Decimal(rules.base_bonus) * Decimal(repr(multiplier))).quantize(CENT),
         values={code: m.value for code, m in agent.measures.items()},
         weighting=weights,
     )
