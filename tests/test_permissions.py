@@ -45,6 +45,11 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "metrics.agent_metrics": EVERYONE,  # object rule: as accounts.user_detail
     "metrics.team_metrics": frozenset({TL, AD}),  # object rule: the team's leads, admin
     "metrics.center_metrics": ADMIN,
+    "scoring.my_score": EVERYONE,
+    "scoring.agent_score": EVERYONE,  # object rule: self, own team's lead, admin
+    "scoring.explain": EVERYONE,  # object rule: as scoring.agent_score
+    "scoring.simulate": EVERYONE,  # object rule: as scoring.agent_score
+    "scoring.heatmap": frozenset({TL, AD}),  # object rule: the team's leads, admin
     "api_tokens.token_list": ADMIN,
     "imports.import_list": ADMIN,
     "imports.import_preview": ADMIN,
@@ -123,6 +128,10 @@ def _url(endpoint: str, me, team) -> str | None:
         "metrics.agent_metrics": f"/metrics/agents/{me.id}",
         "metrics.team_metrics": f"/metrics/teams/{team.id}",
         "metrics.center_metrics": "/metrics/center",
+        "scoring.agent_score": f"/scores/agents/{me.id}",
+        "scoring.explain": f"/scores/agents/{me.id}/explain",
+        "scoring.simulate": f"/scores/agents/{me.id}/simulate",
+        "scoring.heatmap": f"/scores/teams/{team.id}/heatmap",
         "api_tokens.token_list": "/admin/api-tokens",
         "imports.import_list": "/imports",
         "api.openapi": "/api/v1/openapi.json",

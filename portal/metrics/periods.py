@@ -71,3 +71,18 @@ def period_of(day: date, kind: str) -> Period:
     if kind == QUARTERLY:
         return parse_period(f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}")
     raise ValueError(f"unknown period kind {kind!r}")
+
+
+def recent_periods(
+    today: date, kinds: tuple[str, ...] = (MONTHLY, QUARTERLY, WEEKLY)
+) -> list[Period]:
+    """Periods to pick from, newest first: 12 months, 4 quarters, 8 weeks (of `kinds`)."""
+    counts = {MONTHLY: 12, QUARTERLY: 4, WEEKLY: 8}
+    choices = []
+    for kind in kinds:
+        day = today
+        for _ in range(counts[kind]):
+            period = period_of(day, kind)
+            choices.append(period)
+            day = period.first_day - timedelta(days=1)
+    return choices

@@ -17,12 +17,11 @@ from portal.metrics import charts, compute
 from portal.metrics.labels import format_metric, metric_name
 from portal.metrics.periods import (
     MONTHLY,
-    QUARTERLY,
-    WEEKLY,
     Period,
     PeriodKeyError,
     parse_period,
     period_of,
+    recent_periods,
 )
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
@@ -46,26 +45,6 @@ CENTER_COLUMNS = ("offered", "answer_rate", "abandon_rate", "service_level", "as
 
 def _today() -> date:
     return datetime.now(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
-
-
-def _period_choices(today: date) -> list[Period]:
-    """Recent periods to pick from: 12 months, 4 quarters, 8 weeks."""
-    choices, day = [], today
-    for _ in range(12):
-        period = period_of(day, MONTHLY)
-        choices.append(period)
-        day = period.first_day - timedelta(days=1)
-    day = today
-    for _ in range(4):
-        period = period_of(day, QUARTERLY)
-        choices.append(period)
-        day = period.first_day - timedelta(days=1)
-    day = today
-    for _ in range(8):
-        period = period_of(day, WEEKLY)
-        choices.append(period)
-        day = period.first_day - timedelta(days=1)
-    return choices
 
 
 def _period() -> Period:
@@ -92,7 +71,7 @@ def _trends(period: Period, daily: dict, codes) -> dict:
 def _context(period: Period) -> dict:
     return {
         "period": period,
-        "periods": _period_choices(_today()),
+        "periods": recent_periods(_today()),
         "metric_name": metric_name,
         "format_metric": format_metric,
     }

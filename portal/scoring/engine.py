@@ -181,6 +181,22 @@ def line_score(value: float, band: Band, lower_is_better: bool = False) -> float
     return MAX_LINE_SCORE
 
 
+def score_rule(value: float, band: Band, lower_is_better: bool = False) -> str:
+    """Which case of §2 `line_score` applied, for the explanation: below_threshold,
+    to_target, to_stretch, at_target (no stretch set) or at_stretch."""
+    f, t, x = band.threshold, band.target, band.stretch
+    if lower_is_better:
+        value, f, t = -value, -f, -t
+        x = -x if x is not None else None
+    if value < f:
+        return "below_threshold"
+    if value < t:
+        return "to_target"
+    if x is None or x == t:
+        return "at_target"
+    return "to_stretch" if value < x else "at_stretch"
+
+
 def period_days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 

@@ -57,7 +57,7 @@ DEFAULT_PLANS = {
         _line("fcr", "quality", True, 50, 0.60, 0.72, 0.82),
         _line("knowledge_contrib", "development", True, 20, 2, 5, 10),
         _line("aht", "efficiency", False, 15, 900, 720, 600, new=(1080, 900, 720)),
-        _line("handled", "efficiency", False, 15, 400, 600, 800, new=(250, 400, 600)),
+        _line("handled", "efficiency", False, 15, 250, 400, 550, new=(150, 250, 400)),
     ],
     "社交媒体客服": [
         _line("asa", "efficiency", True, 30, 120, 60, 30),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from flask import current_app
 from sqlalchemy import func, select
 
 from portal.accounts.models import Position, Role, User, UserRole
+from portal.accounts.services import can_view_user
 from portal.audit.services import record
 from portal.extensions import db
 from portal.metrics import compute
@@ -187,6 +188,78 @@ def all_results(period: Period) -> list[PlanResults]:
         if results is not None:
             found.append(results)
     return found
+
+
+def can_view_score(viewer: User, agent: User) -> bool:
+    """An agent sees their own score; a lead their team's members; admins everyone."""
+    return can_view_user(viewer, agent)
+
+
+@dataclass
+class Standing:
+    """Where one agent stands in their cohort, told humanely: the top of the cohort and the
+    agent's own neighbourhood, never the bottom of the list."""
+
+    rank: int | None
+    ranked: int  # eligible agents in the cohort
+    top: list[float]  # the best shown finals
+    around: list[tuple[int, float, bool]]  # (rank, shown final, is this agent) near the agent
+
+
+def standing(found: PlanResults, result: engine.Result, size: int = 2) -> Standing:
+    cohort = sorted(
+        (r for r in found.results if r.cohort == result.cohort and r.rank is not None),
+        key=lambda r: (r.rank, r.key != result.key),
+    )
+    top = [r.final_shown for r in cohort[:3]]
+    around = []
+    if result.rank is not None:
+        at = next(i for i, r in enumerate(cohort) if r.key == result.key)
+        around = [
+            (r.rank, r.final_shown, r.key == result.key)
+            for r in cohort[max(0, at - size) : at + size + 1]
+        ]
+    return Standing(result.rank, len(cohort), top, around)
+
+
+def simulate(
+    found: PlanResults, agent_id: int, values: dict[str, float | None]
+) -> tuple[engine.Result, int | None]:
+    """The agent's result with some line values replaced (nothing is saved), and the rank it
+    would have among the cohort's other results as they are."""
+    agent_input = found.inputs[agent_id]
+    measures = dict(agent_input.measures)
+    for metric, value in values.items():
+        sample = measures.get(metric, engine.Measure(None, 0)).sample
+        line = found.rules.line(metric)
+        measures[metric] = engine.Measure(value, max(sample, line.min_sample))
+    changed = replace(agent_input, measures=measures)
+    result = engine.score_agent(found.rules, changed, found.weighting)
+    if not result.eligible:
+        return result, None
+    others = [
+        r.final_shown
+        for r in found.results
+        if r.cohort == result.cohort and r.rank is not None and r.key != agent_id
+    ]
+    return result, 1 + sum(1 for f in others if f > result.final_shown)
+
+
+def weakest_lines(rules: engine.Rules, rows, limit: int = 2) -> list[str]:
+    """A team's short boards (短板): the lines with the lowest mean score over the members
+    scored on them, when that mean is below the target's 100."""
+    means = {}
+    for line in rules.lines:
+        scores = [
+            r.score
+            for _agent, result in rows
+            for r in result.lines
+            if r.metric == line.metric and r.score is not None
+        ]
+        if scores:
+            means[line.metric] = sum(scores) / len(scores)
+    low = sorted((mean, metric) for metric, mean in means.items() if mean < 100)
+    return [metric for _mean, metric in low[:limit]]
 
 
 def today() -> date:
