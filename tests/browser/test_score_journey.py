@@ -1,0 +1,48 @@
+"""An agent opens the dashboard, the explanation, and moves a value in the simulator."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from portal.accounts.models import Role
+from portal.extensions import db
+from portal.metrics.models import SuppliedValue
+from portal.scoring.services import save_plan
+from tests.browser.test_journeys import _log_in
+from tests.test_plans import SUPPLIED_PLAN
+
+pytestmark = pytest.mark.browser
+
+
+def test_agent_reads_the_score_its_reasons_and_tries_a_change(app, live_server, page, make_user):
+    with app.app_context():
+        position_id = save_plan(None, SUPPLIED_PLAN).plan.position_id
+        db.session.commit()
+    agent = make_user({Role.AGENT}, agent_no="10001", name="吴军", position=position_id)
+    with app.app_context():
+        for metric, value in (("knowledge_contrib", 5), ("brand_sentiment", 85)):
+            db.session.add(
+                SuppliedValue(agent_id=agent.id, period_key="2026-11", metric=metric, value=value)
+            )
+        db.session.commit()
+
+    _log_in(page, live_server, "10001")
+    page.click("text=我的得分")
+    expect(page.locator("h1")).to_contain_text("我的得分")
+    page.goto(f"{live_server}/scores/agents/{agent.id}?period=2026-11")
+    expect(page.locator("#scoring-final")).to_have_text("110.00")
+    expect(page.locator("#scoring-tier")).to_have_text("×2.0")
+
+    page.click("#scoring-explain-link")
+    expect(page.locator("#scoring-weighted")).to_have_text("110.00")
+    expect(page.locator("#scoring-gate-open")).to_be_visible()
+
+    page.click("#scoring-simulate-link")
+    field = page.locator("#sim-knowledge_contrib")
+    field.fill("2")
+    expect(page.locator("#sim-final")).to_have_text("90.00")
+    expect(page.locator("#sim-tier")).to_have_text("×1.0")
+    expect(page.locator("#sim-knowledge_contrib")).to_be_focused()  # typing goes on in place
+    page.locator("#sim-knowledge_contrib").press_sequentially("0")  # now 20: beyond stretch
+    expect(page.locator("#sim-tier")).to_have_text("×2.0")
