@@ -46,6 +46,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.home.views import bp as home_bp
     from portal.metrics.upload_views import bp as imports_bp
     from portal.metrics.views import bp as metrics_bp
+    from portal.scoring.plan_views import bp as plans_bp
     from portal.scoring.views import bp as scoring_bp
     from portal.system.views import bp as system_bp
 
@@ -55,6 +56,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         audit_bp,
         metrics_bp,
         scoring_bp,
+        plans_bp,
         imports_bp,
         system_bp,
         api_bp,

@@ -68,7 +68,15 @@ class _VisibleText(HTMLParser):
 
 ENGLISH_PHRASE = re.compile(r"\b[A-Za-z]{2,}(?:[ ,'-]+[A-Za-z]{2,}){1,}\b")
 # Names that are the same in every language: the other language's own name, file formats.
-ALLOWED = {"CSV UTF-8", "flask users import", "flask import", "flask scheduler run", "make run"}
+ALLOWED = {
+    "CSV UTF-8",
+    "flask users import",
+    "flask import",
+    "flask scheduler run",
+    "make run",
+    "flask plans export",
+    "flask plans import",
+}
 
 
 def _english_phrases(html: str) -> list[str]:

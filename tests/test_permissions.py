@@ -50,6 +50,12 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "scoring.explain": EVERYONE,  # object rule: as scoring.agent_score
     "scoring.simulate": EVERYONE,  # object rule: as scoring.agent_score
     "scoring.heatmap": frozenset({TL, AD}),  # object rule: the team's leads, admin
+    "plans.plan_list": ADMIN,
+    "plans.plan_create": ADMIN,
+    "plans.plan_detail": ADMIN,
+    "plans.plan_edit": ADMIN,
+    "plans.plan_check": ADMIN,
+    "plans.plan_save": ADMIN,
     "api_tokens.token_list": ADMIN,
     "imports.import_list": ADMIN,
     "imports.import_preview": ADMIN,
@@ -132,6 +138,7 @@ def _url(endpoint: str, me, team) -> str | None:
         "scoring.explain": f"/scores/agents/{me.id}/explain",
         "scoring.simulate": f"/scores/agents/{me.id}/simulate",
         "scoring.heatmap": f"/scores/teams/{team.id}/heatmap",
+        "plans.plan_list": "/plans",
         "api_tokens.token_list": "/admin/api-tokens",
         "imports.import_list": "/imports",
         "api.openapi": "/api/v1/openapi.json",
@@ -147,6 +154,9 @@ POST_ONLY = {
     "api_tokens.token_revoke": "/admin/api-tokens/1/revoke",
     "imports.import_preview": "/imports/preview",
     "imports.import_commit": "/imports/commit",
+    "plans.plan_create": "/plans/new/1",
+    "plans.plan_check": "/plans/1/check",
+    "plans.plan_save": "/plans/1/edit",
 }
 
 

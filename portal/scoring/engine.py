@@ -233,7 +233,7 @@ def tier_multiplier(final: float | None, tiers: Iterable[Tier]) -> float | None:
     for tier in sorted(tiers, key=lambda t: t.lower):
         if shown >= tier.lower:
             found = tier.multiplier
-    return found if found is not None else 0.0
+    return float(found) if found is not None else 0.0
 
 
 def score_agent(rules: Rules, agent: AgentInput, weights: Weighting) -> Result:

@@ -98,6 +98,11 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _tidy(number: float) -> float | int:
+    """Whole numbers stored as such, so a plan file reads 40 rather than 40.0."""
+    return int(number) if number.is_integer() else number
+
+
 def _date(value) -> date | None:
     try:
         return date.fromisoformat(str(value))
@@ -132,7 +137,7 @@ def check(raw: dict) -> dict:
         if value is None or value < 0:
             errors[key] = _l("A number, 0 or more.")
         else:
-            doc[key] = value
+            doc[key] = _tidy(value)
     lines = doc.get("lines")
     if not isinstance(lines, list) or not lines:
         errors["lines"] = _l("A scorecard needs at least one line.")
@@ -177,6 +182,8 @@ def _check_line(i: int, line, errors: dict) -> str | None:
     weight = _number(line.get("weight"))
     if weight is None or not 0 < weight <= 100:
         errors[f"{at}.weight"] = _l("A weight is a number above 0 and at most 100.")
+    else:
+        line["weight"] = _tidy(weight)
     line["core"] = bool(line.get("core", False))
     min_sample = _number(line.get("min_sample", 0) or 0)
     if min_sample is None or min_sample < 0 or not min_sample.is_integer():
@@ -205,7 +212,7 @@ def _check_band(band: dict, at: str, lower: bool, errors: dict) -> None:
         errors[f"{at}.stretch"] = _l("A number, or leave it empty.")
     if f is None or t is None:
         return
-    band.update(threshold=f, target=t, stretch=x)
+    band.update(threshold=_tidy(f), target=_tidy(t), stretch=None if x is None else _tidy(x))
     if lower:
         if not f > t:
             errors[f"{at}.target"] = _l(
@@ -255,7 +262,7 @@ def _check_scenarios(doc: dict, normal: dict, errors: dict) -> None:
             elif number is None or not 0 <= number <= 100:
                 errors[f"{at}.weights.{metric}"] = _l("A weight is a number from 0 to 100.")
             else:
-                checked[metric] = number
+                checked[metric] = _tidy(number)
         scenario["weights"] = checked
         in_force = {**normal, **checked}
         total = sum(in_force.values())
@@ -289,7 +296,7 @@ def _check_tiers(doc: dict, errors: dict) -> None:
         if multiplier is None or multiplier < 0:
             errors[f"{at}.multiplier"] = _l("A multiplier, 0 or more.")
         if lower is not None and multiplier is not None:
-            tier.update({"from": lower, "multiplier": multiplier})
+            tier.update({"from": _tidy(lower), "multiplier": _tidy(multiplier)})
             bounds.append(lower)
     if len(bounds) == len(tiers) and bounds != sorted(set(bounds)):
         errors["tiers"] = _l("Tiers go from the lowest score up, each starting higher.")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal.accounts.models import Position, Role, User, UserRole
@@ -18,6 +19,7 @@ from portal.metrics.periods import Period
 from portal.scoring import engine, plans
 from portal.scoring.models import Plan, PlanVersion
 
+DEFAULT_NOTE = _l("Created from the default plan")
 RED_LINE_POINTS = 5.0  # scoring.md §4: each red-line violation deducts 5 points by default
 
 
@@ -72,7 +74,7 @@ def ensure_default_plan(actor: User | None, position: Position) -> PlanVersion |
     """Give a position of scoring.md's table its seeded plan, if it has none yet."""
     if position.name not in plans.DEFAULT_PLANS or plan_of(position) is not None:
         return None
-    return save_plan(actor, plans.default_document(position.name), note="default plan")
+    return save_plan(actor, plans.default_document(position.name), note=str(DEFAULT_NOTE))
 
 
 # --- results --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "center.view": frozenset({AD}),  # queues and the whole center's metrics
     "tokens.manage": frozenset({AD}),  # API tokens
     "imports.manage": frozenset({AD}),  # data uploads and the import history
+    "plans.manage": frozenset({AD}),  # assessment plans, scenarios, tiers
 }
 
 PUBLIC = "public"
