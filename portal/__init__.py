@@ -40,12 +40,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     cli.init_app(app)
 
     from portal.accounts.views import bp as accounts_bp
+    from portal.alerts.views import bp as alerts_bp
     from portal.api.admin import bp as api_tokens_bp
     from portal.api.views import bp as api_bp
     from portal.audit.views import bp as audit_bp
     from portal.home.views import bp as home_bp
     from portal.metrics.upload_views import bp as imports_bp
     from portal.metrics.views import bp as metrics_bp
+    from portal.notifications.views import bp as notifications_bp
     from portal.scoring.plan_views import bp as plans_bp
     from portal.scoring.views import bp as scoring_bp
     from portal.system.views import bp as system_bp
@@ -57,6 +59,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         metrics_bp,
         scoring_bp,
         plans_bp,
+        notifications_bp,
+        alerts_bp,
         imports_bp,
         system_bp,
         api_bp,

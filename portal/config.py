@@ -109,6 +109,13 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         # so login throttling sees the client's address, not the proxy's.
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 50, minimum=1) * 1024 * 1024,
+        # E-mail copies of notifications: off unless SMTP_HOST is set.
+        "SMTP_HOST": env.get("SMTP_HOST", ""),
+        "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1),
+        "SMTP_USER": env.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", False),
+        "SMTP_FROM": env.get("SMTP_FROM", "portal@localhost"),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": tz_name,
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "portal" / "translations"),

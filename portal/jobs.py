@@ -98,6 +98,23 @@ def import_inbox(now: datetime) -> str:
     return run(now)
 
 
+def evaluate_alerts(now: datetime) -> str:
+    """Check the alert rules on the agents' daily figures up to yesterday."""
+    from zoneinfo import ZoneInfo
+
+    from portal.alerts.services import evaluate_rules
+
+    today = now.astimezone(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
+    return evaluate_rules(today, now)
+
+
+def send_notification_emails(now: datetime) -> str:
+    """E-mail copies of new notifications (when SMTP_HOST is set)."""
+    from portal.notifications.services import send_emails
+
+    return send_emails(now)
+
+
 JOBS: list[Job] = [
     Job(
         id="purge_login_records",
@@ -116,6 +133,18 @@ JOBS: list[Job] = [
         func=import_inbox,
         minutes=5,
         description=_l("Import the files dropped into the inbox folder"),
+    ),
+    Job(
+        id="evaluate_alerts",
+        func=evaluate_alerts,
+        minutes=360,
+        description=_l("Check the alert rules and open improvement plans"),
+    ),
+    Job(
+        id="send_notification_emails",
+        func=send_notification_emails,
+        minutes=5,
+        description=_l("E-mail copies of new notifications"),
     ),
 ]
 

@@ -60,6 +60,13 @@ def test_upgrade_on_an_empty_database_has_no_drift_and_downgrades(empty_database
     assert up.returncode == 0, up.stderr
     tables = set(inspect(create_engine(empty_database)).get_table_names())
     assert {"users", "teams", "positions", "audit_entries", "job_runs"} <= tables
+    with create_engine(empty_database).connect() as conn:
+        seeded = conn.execute(
+            text("SELECT name, metric, comparison, threshold, days FROM alert_rules")
+        )
+        assert [tuple(r) for r in seeded] == [
+            ("客户满意度连续 3 天低于 85%", "csat", "below", 0.85, 3)
+        ]
 
     check = _flask(empty_database, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr

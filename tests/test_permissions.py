@@ -51,6 +51,17 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "scoring.simulate": EVERYONE,  # object rule: as scoring.agent_score
     "scoring.heatmap": frozenset({TL, AD}),  # object rule: the team's leads, admin
     "plans.plan_list": ADMIN,
+    "notifications.bell": EVERYONE,
+    "notifications.notification_list": EVERYONE,
+    "notifications.notification_open": EVERYONE,  # object rule: one's own only (404)
+    "notifications.notification_read_all": EVERYONE,
+    "alerts.rule_list": ADMIN,
+    "alerts.rule_create": ADMIN,
+    "alerts.rule_set_active": ADMIN,
+    "alerts.plan_list": EVERYONE,  # lists what the viewer may see
+    "alerts.plan_detail": EVERYONE,  # object rule: the agent, their lead, admin
+    "alerts.plan_note": EVERYONE,  # object rule: the agent's lead, admin
+    "alerts.plan_close": EVERYONE,  # object rule: the agent's lead, admin
     "plans.plan_create": ADMIN,
     "plans.plan_detail": ADMIN,
     "plans.plan_edit": ADMIN,
@@ -139,6 +150,10 @@ def _url(endpoint: str, me, team) -> str | None:
         "scoring.simulate": f"/scores/agents/{me.id}/simulate",
         "scoring.heatmap": f"/scores/teams/{team.id}/heatmap",
         "plans.plan_list": "/plans",
+        "notifications.bell": "/notifications/bell",
+        "notifications.notification_list": "/notifications",
+        "alerts.rule_list": "/alerts/rules",
+        "alerts.plan_list": "/improvement-plans",
         "api_tokens.token_list": "/admin/api-tokens",
         "imports.import_list": "/imports",
         "api.openapi": "/api/v1/openapi.json",
@@ -157,6 +172,8 @@ POST_ONLY = {
     "plans.plan_create": "/plans/new/1",
     "plans.plan_check": "/plans/1/check",
     "plans.plan_save": "/plans/1/edit",
+    "alerts.rule_create": "/alerts/rules",
+    "alerts.rule_set_active": "/alerts/rules/1/active",
 }
 
 

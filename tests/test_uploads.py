@@ -230,7 +230,7 @@ def test_a_task_whose_process_died_says_so_and_is_released(app, admin):
         task.status, task.started_at = "running", utcnow() - timedelta(minutes=10)
         db.session.commit()
     html = admin.get(queued.headers["Location"]).get_data(as_text=True)
-    assert 'id="imports-task-failed"' in html and "hx-get" not in html
+    assert 'id="imports-task-failed"' in html and 'hx-get="/imports/tasks' not in html
     with app.app_context():
         assert run_upload_tasks().endswith("1 interrupted")
         assert db.session.get(UploadTask, task_id).status == "failed"

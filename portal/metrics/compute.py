@@ -206,6 +206,22 @@ def agent_daily(period: Period, agent: User) -> dict[date, MetricSet]:
     return {r.day: _metric_set(str(r.day), agent.name, r, AGENT_CODES) for r in rows}
 
 
+def agents_daily(first: date, last: date, agent_ids: list[int]) -> dict[int, dict[date, MetricSet]]:
+    """§4 metrics of many agents for each day of `first`..`last` with interactions, in one
+    query (alert rules read these)."""
+    found: dict[int, dict[date, MetricSet]] = {}
+    if not agent_ids:
+        return found
+    rows = db.session.execute(
+        select(DayStats.agent_id, DayStats.day, *_sum_columns())
+        .where(DayStats.day.between(first, last), DayStats.agent_id.in_(agent_ids))
+        .group_by(DayStats.agent_id, DayStats.day)
+    )
+    for r in rows:
+        found.setdefault(r.agent_id, {})[r.day] = _metric_set(str(r.day), "", r, AGENT_CODES)
+    return found
+
+
 def team_metrics(period: Period, teams: list[Team]) -> list[MetricSet]:
     """§5 and pooled §4 metrics of each team: the interactions of its current members."""
     rows = {

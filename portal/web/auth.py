@@ -31,6 +31,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "tokens.manage": frozenset({AD}),  # API tokens
     "imports.manage": frozenset({AD}),  # data uploads and the import history
     "plans.manage": frozenset({AD}),  # assessment plans, scenarios, tiers
+    "alerts.manage": frozenset({AD}),  # alert rules
 }
 
 PUBLIC = "public"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask, current_app, has_request_context, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale
 from flask_login import current_user
 from htmx_flask import make_response as htmx_response
@@ -63,9 +64,24 @@ def _require_new_password():
     return redirect_to(url_for("accounts.password"))
 
 
+# Requests a page makes on its own (the bell's polling): they must not count as activity, or
+# a tab left open would never reach the idle timeout.
+PASSIVE_ENDPOINTS = frozenset({"notifications.bell"})
+
+
 def _mark_session_permanent():
     # A permanent cookie session is what makes Flask enforce the idle lifetime server-side.
-    session.permanent = True
+    if request.endpoint not in PASSIVE_ENDPOINTS:
+        session.permanent = True
+
+
+class PortalSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, except that passive requests never refresh the cookie."""
+
+    def should_set_cookie(self, app: Flask, session) -> bool:
+        if request.endpoint in PASSIVE_ENDPOINTS and not session.modified:
+            return False
+        return super().should_set_cookie(app, session)
 
 
 def init_app(app: Flask) -> None:
@@ -74,6 +90,7 @@ def init_app(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
 
+    app.session_interface = PortalSessions()
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
