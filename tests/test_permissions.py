@@ -50,6 +50,7 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "scoring.explain": EVERYONE,  # object rule: as scoring.agent_score
     "scoring.simulate": EVERYONE,  # object rule: as scoring.agent_score
     "scoring.heatmap": frozenset({TL, AD}),  # object rule: the team's leads, admin
+    "scoring.results_download": frozenset({TL, AD}),  # rows: a lead's teams; admins all
     "plans.plan_list": ADMIN,
     "notifications.bell": EVERYONE,
     "notifications.notification_list": EVERYONE,
@@ -150,6 +151,7 @@ def _url(endpoint: str, me, team) -> str | None:
         "scoring.simulate": f"/scores/agents/{me.id}/simulate",
         "scoring.heatmap": f"/scores/teams/{team.id}/heatmap",
         "plans.plan_list": "/plans",
+        "scoring.results_download": "/scores/export?period=2026-11&format=csv",
         "notifications.bell": "/notifications/bell",
         "notifications.notification_list": "/notifications",
         "alerts.rule_list": "/alerts/rules",

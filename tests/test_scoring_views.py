@@ -145,3 +145,32 @@ def test_score_screens_are_chinese_with_no_english_left(app, world):
     ]
     for who, url in pages:
         assert _english_phrases(_client(app, who).get(url).get_data(True)) == [], url
+
+
+def test_results_download_admins_all_leads_their_team_safe_from_formulas(app, world):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    people, *_ = world
+    with app.app_context():
+        db.session.get(User, people["A"].id).name = "=HYPERLINK(1)"
+        db.session.commit()
+    url = "/scores/export?period=2026-11&format="
+    admin_csv = _client(app, "admin").get(url + "csv")
+    assert admin_csv.headers["Content-Disposition"].endswith('results-2026-11.csv"')
+    rows = list(csv.DictReader(io.StringIO(admin_csv.get_data().decode("utf-8-sig"))))
+    assert sorted(r["agent_no"] for r in rows) == ["A", "B", "C"]
+    assert {r["agent_no"]: r["name"] for r in rows}["A"] == "'=HYPERLINK(1)"
+    lead = _client(app, "L").get(url + "xlsx")
+    sheet = load_workbook(io.BytesIO(lead.get_data())).active
+    table = list(sheet.values)
+    assert [r[1] for r in table[1:]] == ["A", "B"]  # L's team only
+    header = table[0]
+    a_row = table[1]
+    assert a_row[header.index("name")] == "'=HYPERLINK(1)"
+    assert a_row[header.index("final")] == 110  # a number, not text
+    assert _client(app, "A").get(url + "csv").status_code == 403
+    assert _client(app, "admin").get("/scores/export?period=bad&format=csv").status_code == 404
+    assert _client(app, "admin").get("/scores/export?period=2026-11&format=pdf").status_code == 404

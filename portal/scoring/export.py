@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from typing import TextIO
 
@@ -36,12 +37,17 @@ def _score(value: float | None) -> float | None:
     return engine.rounded(value)
 
 
-def result_rows(period: Period, plan_results: list[PlanResults]) -> list[dict]:
-    """One dict per scored agent: the keys of interfaces.md, numbers rounded for reading."""
+def result_rows(
+    period: Period, plan_results: list[PlanResults], team_ids: set[int] | None = None
+) -> list[dict]:
+    """One dict per scored agent (of `team_ids` only, when given): the keys of interfaces.md,
+    numbers rounded for reading."""
     rows = []
     for found in plan_results:
         for result in found.results:
             agent = found.agents[result.key]
+            if team_ids is not None and agent.team_id not in team_ids:
+                continue
             rows.append(
                 {
                     "period": period.key,
@@ -87,19 +93,62 @@ def write_results(out: TextIO, period: Period, fmt: str) -> None:
         json.dump(rows, out, ensure_ascii=False, indent=1)
         out.write("\n")
         return
+    header, table = tabulate(rows)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in table)
+
+
+def tabulate(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """The CSV layout of interfaces.md: HEADER, then score_<metric> per scorecard line."""
     metrics = [
         c for c in AGENT_CODES if any(line["metric"] == c for r in rows for line in r["lines"])
     ]
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*HEADER, *(f"score_{m}" for m in metrics)])
+    table = []
     for row in rows:
         scores = {line["metric"]: line["score"] for line in row["lines"]}
-        writer.writerow(
-            [
-                *(_cell(row[key]) for key in HEADER),
-                *(_cell(scores.get(m)) for m in metrics),
-            ]
-        )
+        table.append([*(row[key] for key in HEADER), *(scores.get(m) for m in metrics)])
+    return [*HEADER, *(f"score_{m}" for m in metrics)], table
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def download(rows: list[dict], fmt: str) -> bytes:
+    """The results as a file people open in a spreadsheet: text that could run as a formula is
+    quoted; numbers stay numbers."""
+    header, table = tabulate(rows)
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("results")
+        sheet.append(header)
+        for row in table:
+            sheet.append([_xlsx_cell(v) for v in row])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([safe_text(_cell(v)) for v in row] for row in table)
+    return ("\ufeff" + text.getvalue()).encode("utf-8")  # with a BOM, so Excel reads UTF-8
+
+
+def _xlsx_cell(value):
+    if value is None:
+        return None
+    if value is True or value is False:
+        return int(value)
+    if isinstance(value, str):
+        return safe_text(value)
+    return value
 
 
 def _cell(value) -> str:

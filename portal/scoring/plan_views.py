@@ -12,6 +12,7 @@ from portal.accounts.models import Position
 from portal.extensions import db
 from portal.metrics.compute import AGENT_CODES, LOWER_IS_BETTER
 from portal.metrics.labels import metric_name
+from portal.metrics.periods import period_of
 from portal.scoring import plans, services
 from portal.scoring.engine import CATEGORIES
 from portal.scoring.models import Plan, PlanVersion
@@ -37,6 +38,7 @@ def plan_list():
         plans=found,
         kinds=PERIOD_KIND_NAMES,
         defaults=plans.DEFAULT_PLANS,
+        current_period=period_of(services.today(), "monthly").key,
     )
 
 

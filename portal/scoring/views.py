@@ -3,18 +3,19 @@ and a lead's heatmap of the team's lines."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, Response, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.accounts.models import Team, User
-from portal.accounts.services import can_view_team
+from portal.accounts.models import Role, Team, User
+from portal.accounts.services import can_view_team, led_team_ids
 from portal.extensions import db
 from portal.metrics.compute import LOWER_IS_BETTER, RATES
 from portal.metrics.labels import format_metric, metric_name
 from portal.metrics.periods import Period, PeriodKeyError, parse_period, period_of, recent_periods
 from portal.scoring import engine, services
+from portal.scoring.export import download, result_rows
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
 
@@ -242,3 +243,28 @@ def score_band(score: float | None) -> str:
     if score < 110:
         return "target"
     return "beyond"
+
+
+@bp.get("/scores/export")
+@require("team.view")
+def results_download():
+    """The period's provisional results as CSV or XLSX: admins everyone, leads their teams."""
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    try:
+        period = parse_period(request.args.get("period", ""))
+    except PeriodKeyError:
+        abort(404)
+    teams = None if current_user.has_role(Role.ADMIN) else led_team_ids(current_user)
+    rows = result_rows(period, services.all_results(period), teams)
+    mimetype = (
+        "text/csv"
+        if fmt == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    return Response(
+        download(rows, fmt),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="results-{period.key}.{fmt}"'},
+    )
