@@ -76,6 +76,7 @@ ALLOWED = {
     "make run",
     "flask plans export",
     "flask plans import",
+    "XLSX CSV",
 }
 
 
