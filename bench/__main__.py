@@ -209,8 +209,9 @@ def main() -> None:
     with app.app_context():
         upgrade()
     results = [bench_password_verify(), bench_sqlite_writes(app, db), bench_user_list(app, db)]
-    from bench import metrics_bench
+    from bench import metrics_bench, scoring_bench
 
+    results += scoring_bench.run()
     results += metrics_bench.run()
 
     lines = [

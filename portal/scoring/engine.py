@@ -327,11 +327,13 @@ def rank_cohort(results: Iterable[Result]) -> list[Result]:
     for cohort in sorted({r.cohort for r in results}):
         members = [r for r in results if r.cohort == cohort]
         eligible = sorted(
-            (r for r in members if r.eligible), key=lambda r: r.final_shown, reverse=True
+            ((r.final_shown, r) for r in members if r.eligible), key=lambda p: p[0], reverse=True
         )
-        finals = [r.final_shown for r in eligible]
-        for r in eligible:
-            ranked.append(replace(r, rank=1 + sum(1 for f in finals if f > r.final_shown)))
+        rank, previous = 0, None
+        for position, (shown, r) in enumerate(eligible, start=1):
+            if shown != previous:  # a lower final: its rank is its position (1, 2, 2, 4)
+                rank, previous = position, shown
+            ranked.append(replace(r, rank=rank))
         ranked.extend(replace(r, rank=None) for r in members if not r.eligible)
     return ranked
 
