@@ -83,6 +83,8 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "SERVICE_LEVEL_SECONDS": _int(env, "SERVICE_LEVEL_SECONDS", 20),
         "NEW_AGENT_DAYS": _int(env, "NEW_AGENT_DAYS", 90),
         "CLOSE_GRACE_HOURS": grace,
+        "APPEAL_WINDOW_DAYS": _int(env, "APPEAL_WINDOW_DAYS", 7, minimum=1),
+        "APPEAL_DECISION_WORKING_DAYS": _int(env, "APPEAL_DECISION_WORKING_DAYS", 3, minimum=1),
         "SCHEDULER_ENABLED": _bool(env, "SCHEDULER_ENABLED", True),
         "INBOX_DIR": env.get("INBOX_DIR") or str(instance / "inbox"),
         # Cookies: signed, HTTP-only, same-site; Secure whenever the portal is served over HTTPS.

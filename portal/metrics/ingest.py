@@ -414,13 +414,15 @@ def qa_row(v: dict, ctx: Context) -> dict:
     if not math.isfinite(score) or not 0 <= score <= 100:
         raise RowError(_l("score %(value)s must be from 0 to 100", value=v.get("score")))
     evaluator = str(v.get("evaluator_no") or "").strip()
+    evaluated = parse_time(v.get("evaluated_at"), ctx.tz, "evaluated_at")
     return {
         "source_id": parse_id(v.get("evaluation_id"), "evaluation_id"),
         "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
         "evaluator_id": ctx.agent_id(evaluator, "evaluator_no") if evaluator else None,
         "score": score,
         "original_score": score,
-        "evaluated_at": parse_time(v.get("evaluated_at"), ctx.tz, "evaluated_at"),
+        "evaluated_at": evaluated,
+        "released_at": evaluated,  # imported evaluations are released as they arrive
         "red_line": parse_flag(v.get("red_line"), "red_line", allow_empty=False),
     }
 

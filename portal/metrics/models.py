@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -122,10 +123,26 @@ class Survey(db.Model):
 
 
 class QaEvaluation(db.Model):
-    """A QA evaluation of one interaction; `score` is the final score after appeals."""
+    """A QA evaluation of one interaction; `score` is the final score after appeals.
+
+    Imported evaluations are scored as a whole and released when imported; evaluations made in
+    the portal are scored item by item against a rubric version (portal/qa) and count only once
+    released."""
 
     __tablename__ = "qa_evaluations"
-    __table_args__ = (CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),)
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),
+        CheckConstraint("status IN ('draft', 'released')", name="known_status"),
+        # One portal evaluation per interaction and evaluator: saving twice updates it.
+        Index(
+            "uq_qa_evaluations_portal",
+            "interaction_id",
+            "evaluator_id",
+            unique=True,
+            sqlite_where=text("rubric_version_id IS NOT NULL"),
+            postgresql_where=text("rubric_version_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -138,6 +155,15 @@ class QaEvaluation(db.Model):
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     red_line: Mapped[bool] = mapped_column(Boolean, default=False)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+    rubric_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("qa_rubric_versions.id", ondelete="RESTRICT")
+    )
+    status: Mapped[str] = mapped_column(String(8), default="released", server_default="released")
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    evaluator: Mapped[User | None] = relationship()
+    interaction: Mapped[Interaction] = relationship()
 
 
 class SuppliedValue(db.Model):

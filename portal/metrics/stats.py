@@ -195,7 +195,11 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
     parts = union_all(
         part(sums),
         part(survey_sums, joined=s.join(I, I.c.id == s.c.interaction_id)),
-        part(qa_sums, joined=q.join(I, I.c.id == q.c.interaction_id)),
+        # Only released evaluations count: a QA's draft is not a score yet.
+        part(
+            qa_sums,
+            joined=q.join(I, and_(I.c.id == q.c.interaction_id, q.c.status == "released")),
+        ),
     ).subquery()
     columns = ["day", "agent_id", "queue", *names]
     source = select(

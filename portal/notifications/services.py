@@ -28,6 +28,30 @@ MESSAGES = {
         "a row (%(first)s to %(last)s). An improvement plan is open for you to follow up."
     ),
     "plan_closed": _l("Your improvement plan for %(metric)s was closed: %(note)s"),
+    "evaluation_released": _l(
+        "Your interaction %(interaction)s was evaluated: %(score)s points. You may appeal "
+        "within the appeal window."
+    ),
+    "appeal_assigned": _l(
+        "%(agent)s appealed the evaluation of %(interaction)s; please decide by %(due)s."
+    ),
+    "appeal_reminder": _l("Reminder: the appeal on %(interaction)s is due by %(due)s."),
+    "appeal_escalated": _l(
+        "The appeal on %(interaction)s was due by %(due)s and is overdue; it is now yours to "
+        "decide."
+    ),
+    "appeal_decided": _l(
+        "The appeal on %(interaction)s was decided: %(status)s (score %(before)s → %(after)s)."
+    ),
+    "appeal_withdrawn": _l("%(agent)s withdrew the appeal on %(interaction)s."),
+    "appeal_blocks_close": _l(
+        "Period %(period)s cannot close while the appeal on %(interaction)s is undecided."
+    ),
+}
+APPEAL_OUTCOMES = {
+    "upheld": _l("upheld"),
+    "partially_upheld": _l("partially upheld"),
+    "rejected": _l("rejected"),
 }
 
 
@@ -43,6 +67,8 @@ def message(notification: Notification) -> str:
     params = dict(notification.params or {})
     if "metric" in params:
         params["metric"] = metric_name(params["metric"])
+    if "status" in params:
+        params["status"] = str(APPEAL_OUTCOMES.get(params["status"], params["status"]))
     if "comparison" in params:
         params["comparison"] = str(COMPARISONS.get(params["comparison"], params["comparison"]))
     return str(template) % params

@@ -122,6 +122,7 @@ def red_line_counts(period: Period, agent_ids: list[int]) -> dict[int, int]:
         .join(Interaction, Interaction.id == QaEvaluation.interaction_id)
         .where(
             QaEvaluation.red_line.is_(True),
+            QaEvaluation.status == "released",
             Interaction.offered_day.between(period.first_day, period.last_day),
             Interaction.agent_id.in_(agent_ids),
         )
