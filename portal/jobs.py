@@ -108,6 +108,13 @@ def evaluate_alerts(now: datetime) -> str:
     return evaluate_rules(today, now)
 
 
+def appeal_deadlines(now: datetime) -> str:
+    """Remind appeal reviewers before the deadline; escalate overdue appeals (each once)."""
+    from portal.qa.services import remind_and_escalate
+
+    return remind_and_escalate(now)
+
+
 def send_notification_emails(now: datetime) -> str:
     """E-mail copies of new notifications (when SMTP_HOST is set)."""
     from portal.notifications.services import send_emails
@@ -139,6 +146,12 @@ JOBS: list[Job] = [
         func=evaluate_alerts,
         minutes=360,
         description=_l("Check the alert rules and open improvement plans"),
+    ),
+    Job(
+        id="appeal_deadlines",
+        func=appeal_deadlines,
+        minutes=30,
+        description=_l("Remind appeal reviewers and escalate overdue appeals"),
     ),
     Job(
         id="send_notification_emails",

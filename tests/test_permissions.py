@@ -57,6 +57,21 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "notifications.notification_open": EVERYONE,  # object rule: one's own only (404)
     "notifications.notification_read_all": EVERYONE,
     "alerts.rule_list": ADMIN,
+    "qa.evaluation_list": EVERYONE,  # lists what the viewer may see
+    "qa.evaluation_detail": EVERYONE,  # object rule: QA staff, admins, the agent and lead
+    "qa.evaluation_release": frozenset({QA, QL}),
+    "qa.appeal_submit": EVERYONE,  # object rule: the interaction's agent only
+    "qa.score_find": frozenset({QA, QL}),
+    "qa.score_form": frozenset({QA, QL}),
+    "qa.score_save": frozenset({QA, QL}),
+    "qa.appeal_detail": EVERYONE,  # object rule: the agent, their lead, QA leads, evaluator
+    "qa.appeal_review": frozenset({QL, AD}),  # object rule: never the evaluator
+    "qa.appeal_decide": frozenset({QL, AD}),  # object rule: never the evaluator
+    "qa.appeal_withdraw": EVERYONE,  # object rule: the agent who filed it
+    "qa.appeal_dashboard": frozenset({QL, AD}),
+    "qa.rubric_list": frozenset({QL, AD}),
+    "qa.rubric_create": frozenset({QL, AD}),
+    "qa.rubric_edit": frozenset({QL, AD}),
     "alerts.rule_create": ADMIN,
     "alerts.rule_set_active": ADMIN,
     "alerts.plan_list": EVERYONE,  # lists what the viewer may see
@@ -155,6 +170,10 @@ def _url(endpoint: str, me, team) -> str | None:
         "notifications.bell": "/notifications/bell",
         "notifications.notification_list": "/notifications",
         "alerts.rule_list": "/alerts/rules",
+        "qa.evaluation_list": "/qa/evaluations",
+        "qa.score_find": "/qa/score",
+        "qa.appeal_dashboard": "/qa/appeals",
+        "qa.rubric_list": "/qa/rubrics",
         "alerts.plan_list": "/improvement-plans",
         "api_tokens.token_list": "/admin/api-tokens",
         "imports.import_list": "/imports",
@@ -175,6 +194,11 @@ POST_ONLY = {
     "plans.plan_check": "/plans/1/check",
     "plans.plan_save": "/plans/1/edit",
     "alerts.rule_create": "/alerts/rules",
+    "qa.evaluation_release": "/qa/evaluations/1/release",
+    "qa.score_save": "/qa/score/1",
+    "qa.appeal_review": "/qa/appeals/1/review",
+    "qa.appeal_decide": "/qa/appeals/1/decide",
+    "qa.rubric_create": "/qa/rubrics/new/1",
     "alerts.rule_set_active": "/alerts/rules/1/active",
 }
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from portal.accounts import security
 from portal.accounts.models import Position, Role, Team, User
 from portal.extensions import db
+from portal.qa.services import DEFAULT_RUBRIC, rubric_of, save_rubric
 from portal.scoring.services import ensure_default_plan
 
 DEMO_PASSWORD = "demo1234"
@@ -161,4 +162,6 @@ def seed(if_empty: bool = False, today: date | None = None) -> bool:
     db.session.flush()
     for position in positions.values():
         ensure_default_plan(None, position)
+        if rubric_of(position) is None:
+            save_rubric(None, position, DEFAULT_RUBRIC)
     return True

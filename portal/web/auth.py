@@ -32,6 +32,8 @@ POLICY: dict[str, frozenset[Role]] = {
     "imports.manage": frozenset({AD}),  # data uploads and the import history
     "plans.manage": frozenset({AD}),  # assessment plans, scenarios, tiers
     "alerts.manage": frozenset({AD}),  # alert rules
+    "qa.evaluate": frozenset({QA, QL}),  # score interactions against a rubric
+    "qa.lead": frozenset({QL, AD}),  # rubrics, the appeals dashboard
 }
 
 PUBLIC = "public"

@@ -1,0 +1,139 @@
+"""QA screens: scoring through the form, the agent's evaluation and appeal, the decision, the
+dashboard and rubrics, each for the people allowed and nobody else."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.metrics.models import QaEvaluation
+from portal.qa.models import Appeal, RubricVersion
+from tests.conftest import login, post
+from tests.test_qa_appeals import world  # noqa: F401 - the shared fixture
+
+SCORES = {"greeting": "10", "needs": "20", "solution": "20", "empathy": "10", "process": "10"}
+
+
+def _client(app, agent_no):
+    client = app.test_client()
+    login(client, agent_no)
+    return client
+
+
+def _score(app, qa_no="Q", action="release"):
+    client = _client(app, qa_no)
+    found = client.get("/qa/score?interaction=c1")
+    assert found.status_code == 302
+    form = {f"points-{k}": v for k, v in SCORES.items()} | {"action": action}
+    saved = post(client, found.headers["Location"], form)
+    assert saved.status_code == 302, saved.get_data(True)[:2000]
+    return int(saved.headers["Location"].rsplit("/", 1)[1])
+
+
+def _appeal(app, evaluation_id, agent_no="A"):
+    client = _client(app, agent_no)
+    return post(
+        client,
+        f"/qa/evaluations/{evaluation_id}/appeal",
+        {"item": "solution", "proposed-solution": "40", "reason-solution": "客户问题已解决"},
+    )
+
+
+def test_qa_scores_through_the_form_and_the_agent_sees_every_item(app, world):  # noqa: F811
+    missing = _client(app, "Q").get("/qa/score?interaction=nope").get_data(True)
+    assert "没有该话单" in missing
+    draft = _score(app, action="save")
+    assert _client(app, "A").get(f"/qa/evaluations/{draft}").status_code == 403  # a draft
+    released = _score(app)
+    assert draft == released
+    html = _client(app, "A").get(f"/qa/evaluations/{released}").get_data(True)
+    assert 'id="qa-score">70<' in html and "方案基本正确但有遗漏" in html
+    assert 'id="qa-appeal-submit"' in html
+    assert _client(app, "B").get(f"/qa/evaluations/{released}").status_code == 403
+    assert _client(app, "L").get(f"/qa/evaluations/{released}").status_code == 200
+    assert "<td>c1</td>" in _client(app, "A").get("/qa/evaluations").get_data(True)
+    assert "<td>c1</td>" not in _client(app, "B").get("/qa/evaluations").get_data(True)
+
+
+def test_an_incomplete_score_is_refused_with_the_item_named(app, world):  # noqa: F811
+    client = _client(app, "Q")
+    location = client.get("/qa/score?interaction=c1").headers["Location"]
+    refused = post(client, location, {"points-greeting": "10", "action": "release"})
+    assert refused.status_code == 422 and "需求识别" in refused.get_data(True)
+
+
+def test_the_agent_appeals_a_lead_decides_and_the_trail_shows(app, world):  # noqa: F811
+    evaluation = _score(app, qa_no="QL1")
+    first, second = _appeal(app, evaluation), _appeal(app, evaluation)
+    assert first.headers["Location"] == second.headers["Location"]  # a double click: one appeal
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Appeal.id))) == 1
+        appeal = db.session.scalar(select(Appeal))
+        item_id, appeal_id = appeal.items[0].id, appeal.id
+    url = f"/qa/appeals/{appeal_id}"
+    assert _client(app, "B").get(url).status_code == 403
+    decision = {f"decision-{item_id}": "upheld", f"reason-{item_id}": "录音证实方案正确"}
+    assert post(_client(app, "Q"), url + "/decide", decision).status_code == 403  # a QA
+    own = post(_client(app, "QL1"), url + "/decide", decision)
+    assert own.status_code == 422 and "该评分由您作出" in own.get_data(True)
+    assert post(_client(app, "QL2"), url + "/decide", decision).status_code == 302
+    html = _client(app, "A").get(url).get_data(True)
+    assert "成立" in html and re.search(r'id="qa-appeal-score">70 → <strong>90<', html)
+    assert html.count("<li>") >= 2 and "申诉已提交" in html and "已处理" in html
+    with app.app_context():
+        assert db.session.scalar(select(QaEvaluation.score)) == 90
+    board = _client(app, "QL2").get("/qa/appeals").get_data(True)
+    assert 'id="qa-evaluators"' in board and "100%" in board  # QL1's one appeal: upheld
+
+
+def test_the_agent_withdraws_and_nobody_else_can(app, world):  # noqa: F811
+    evaluation = _score(app)
+    appeal_url = _appeal(app, evaluation).headers["Location"]
+    assert post(_client(app, "B"), appeal_url + "/withdraw", {}).status_code == 403
+    assert post(_client(app, "A"), appeal_url + "/withdraw", {}).status_code == 302
+    assert "已撤回" in _client(app, "A").get(appeal_url).get_data(True)
+
+
+def test_rubrics_change_as_new_versions_and_bad_json_is_refused(app, world):  # noqa: F811
+    with app.app_context():
+        position_id = db.session.scalar(select(RubricVersion)).rubric.position_id
+    client = _client(app, "QL2")
+    assert "电话客服" in client.get("/qa/rubrics").get_data(True)
+    bad = post(client, f"/qa/rubrics/{position_id}", {"document": "{not json"})
+    assert bad.status_code == 422 and "不是有效的 JSON" in bad.get_data(True)
+    short = post(client, f"/qa/rubrics/{position_id}", {"document": '{"items": []}'})
+    assert short.status_code == 422
+    page = client.get(f"/qa/rubrics/{position_id}").get_data(True)
+    text = re.search(r'<textarea name="document"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    import html as html_lib
+    import json
+
+    doc = json.loads(html_lib.unescape(text))
+    doc["items"][0]["title"] = "开场白"
+    assert (
+        post(client, f"/qa/rubrics/{position_id}", {"document": json.dumps(doc)}).status_code == 302
+    )
+    with app.app_context():
+        assert db.session.scalar(select(func.max(RubricVersion.number))) == 2
+
+
+def test_qa_screens_are_chinese_with_no_english_left(app, world):  # noqa: F811
+    from tests.test_i18n import _english_phrases
+
+    evaluation = _score(app)
+    appeal_url = _appeal(app, evaluation).headers["Location"]
+    pages = [
+        ("A", f"/qa/evaluations/{evaluation}"),
+        ("A", "/qa/evaluations"),
+        ("A", appeal_url),
+        ("QL2", appeal_url),
+        ("QL2", "/qa/appeals"),
+        ("QL2", "/qa/rubrics"),
+        ("Q", "/qa/score"),
+        ("Q", "/qa/score?interaction=c1"),
+    ]
+    for who, url in pages:
+        response = _client(app, who).get(url, follow_redirects=True)
+        assert _english_phrases(response.get_data(True)) == [], (who, url)
