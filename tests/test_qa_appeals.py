@@ -191,6 +191,8 @@ def test_an_upheld_item_changes_the_score_keeps_the_original_and_flows_downstrea
     people, _ = world
     evaluation = _evaluate(app, world)
     assert _sum_qa(app) == (1, 70)
+    # aht 300 s → 120, fcr 100% → 120, qa 70 → 60 (csat: no data): (40·120 + 15·120 + 15·60) / 70
+    assert _provisional_final(app, people) == 107.14
     appeal_id = _appeal(app, world, evaluation)
     with app.app_context():
         appeal = db.session.get(Appeal, appeal_id)
@@ -217,6 +219,19 @@ def test_an_upheld_item_changes_the_score_keeps_the_original_and_flows_downstrea
         ).all()
         assert sorted(told) == sorted([people["agent"].id, people["qa"].id])
     assert _sum_qa(app) == (1, 90)  # qa_score follows at once
+    assert _provisional_final(app, people) == 117.86  # qa 90 → 110: the result follows too
+
+
+def _provisional_final(app, people) -> float:
+    from portal.metrics.periods import parse_period
+    from portal.scoring.plans import default_document
+    from portal.scoring.services import plan_results, save_plan
+
+    with app.app_context():
+        version = save_plan(None, default_document("电话客服"))
+        found = plan_results(version.plan.position, parse_period("2026-11"))
+        db.session.rollback()
+        return found.result_of(people["agent"].id).final_shown
 
 
 def test_a_red_line_upheld_on_appeal_removes_the_deduction(app, world):
@@ -380,3 +395,34 @@ def test_an_imported_evaluation_is_appealed_as_a_whole(app, world):
         )
         db.session.commit()
         assert db.session.get(QaEvaluation, evaluation_id).score == 75
+
+
+def test_reimporting_an_evaluation_keeps_the_score_an_appeal_changed(app, world, runner, tmp_path):
+    people, ids = world
+    path = tmp_path / "qa.csv"
+    header = "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\n"
+    path.write_text(header + "E9,c1,Q,60,2026-11-04T10:00:00+08:00,0\n", encoding="utf-8")
+    assert runner.invoke(args=["import", "qa", str(path)]).exit_code == 0
+    with app.app_context():
+        evaluation_id = db.session.scalar(
+            select(QaEvaluation.id).where(QaEvaluation.source_id == "E9")
+        )
+    when = datetime(2026, 11, 5, tzinfo=UTC)
+    appeal_id = _appeal(app, world, evaluation_id, when=when, code=qa.WHOLE, proposed=75)
+    with app.app_context():
+        appeal = db.session.get(Appeal, appeal_id)
+        qa.decide_appeal(
+            _user("ql2", people),
+            appeal,
+            [qa.ItemDecision(appeal.items[0].id, "upheld", "复核成立")],
+            when,
+        )
+        db.session.commit()
+    assert runner.invoke(args=["import", "qa", str(path)]).exit_code == 0  # the same file again
+    with app.app_context():
+        assert db.session.get(QaEvaluation, evaluation_id).score == 75
+    path.write_text(header + "E9,c1,Q,80,2026-11-04T10:00:00+08:00,0\n", encoding="utf-8")
+    assert runner.invoke(args=["import", "qa", str(path)]).exit_code == 0  # re-scored at source
+    with app.app_context():
+        scored = db.session.get(QaEvaluation, evaluation_id)
+        assert (scored.score, scored.original_score) == (80, 80)

@@ -137,3 +137,13 @@ def test_qa_screens_are_chinese_with_no_english_left(app, world):  # noqa: F811
     for who, url in pages:
         response = _client(app, who).get(url, follow_redirects=True)
         assert _english_phrases(response.get_data(True)) == [], (who, url)
+
+
+def test_qa_finds_interactions_by_agent_and_day(app, world):  # noqa: F811
+    client = _client(app, "Q")
+    html = client.get("/qa/score?agent=A&day=2026-11-03").get_data(True)
+    assert 'id="qa-found"' in html and ">c1</a>" in html
+    assert "没有该坐席" not in html
+    assert "没有该工号的坐席" in client.get("/qa/score?agent=ZZ&day=2026-11-03").get_data(True)
+    assert "2026-11-03" in client.get("/qa/score?agent=A&day=03/11").get_data(True)
+    assert "当天没有" in client.get("/qa/score?agent=A&day=2026-11-04").get_data(True)

@@ -538,7 +538,7 @@ KINDS = {
         ("evaluation_id", "interaction_id", "evaluator_no", "score", "evaluated_at", "red_line"),
         (),
         qa_row,
-        ("interaction_id", "evaluator_id", "score", "evaluated_at", "red_line"),
+        ("interaction_id", "evaluator_id", "score", "original_score", "evaluated_at", "red_line"),
         refs=True,
     ),
     "metric-values": Kind(
@@ -633,6 +633,12 @@ class Importer:
             if old is None:
                 inserts.append(row)
                 continue
+            if (
+                model is QaEvaluation
+                and old.score != old.original_score
+                and row["original_score"] == old.original_score
+            ):
+                row["score"] = old.score  # changed on appeal, and unchanged at the source
             if any(_differs(getattr(old, f), row.get(f)) for f in kind.compare):
                 changed += 1
             else:

@@ -4,6 +4,7 @@ rubric, appeals with their timeline and decisions, the appeals dashboard, and ru
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -184,13 +185,45 @@ def score_find():
             problem = _l("This interaction was not answered by an agent, so it cannot be scored.")
     if interaction is not None and problem is None:
         return redirect_to(url_for("qa.score_form", interaction_id=interaction.id))
+    # Or by agent and day: that agent's answered interactions of the day.
+    agent_no, day = request.args.get("agent", "").strip(), request.args.get("day", "").strip()
+    found = []
+    if agent_no and day:
+        try:
+            on = date.fromisoformat(day)
+        except ValueError:
+            on = None
+            problem = _l("Write the day as 2026-11-03.")
+        agent = db.session.scalar(select(User).where(User.agent_no == agent_no))
+        if agent is None:
+            problem = _l("No agent has this employee number.")
+        elif on is not None:
+            found = db.session.scalars(
+                select(Interaction)
+                .where(
+                    Interaction.agent_id == agent.id,
+                    Interaction.offered_day == on,
+                    Interaction.answered_at.is_not(None),
+                )
+                .order_by(Interaction.offered_at)
+                .limit(100)
+            ).all()
     recent = db.session.scalars(
         select(QaEvaluation)
         .where(QaEvaluation.evaluator_id == current_user.id, QaEvaluation.status == "draft")
         .order_by(QaEvaluation.evaluated_at.desc())
         .limit(20)
     ).all()
-    return render("qa/score_find.html", source_id=source_id, problem=problem, drafts=recent)
+    return render(
+        "qa/score_find.html",
+        source_id=source_id,
+        agent_no=agent_no,
+        day=day,
+        found=found,
+        searched=bool(agent_no and day),
+        problem=problem,
+        drafts=recent,
+    )
 
 
 def _score_context(interaction: Interaction):
