@@ -37,7 +37,9 @@ def browser():
         if os.environ.get("REQUIRE_BROWSER_TESTS"):
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=10_000)  # a loaded CI machine answers more slowly
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

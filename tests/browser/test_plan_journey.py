@@ -20,6 +20,8 @@ def test_admin_sees_99_refused_as_typed_and_on_save_then_saves_100(
 
     page.click("text=考核方案")
     page.click("text=从默认方案创建")
+    page.wait_for_url("**/edit")
+    page.wait_for_load_state("load")  # htmx is set up once the page has loaded
     weight = page.locator("#plans-lines-0-weight")
     expect(weight).to_have_value("40")
 
@@ -30,6 +32,7 @@ def test_admin_sees_99_refused_as_typed_and_on_save_then_saves_100(
 
     page.click("#plans-save")
     expect(page.locator("#plans-refused")).to_be_visible()
+    page.wait_for_load_state("load")
     expect(page.locator("#err-weights")).to_have_text("权重合计为 99,必须等于 100。")
 
     page.locator("#plans-lines-1-weight").fill("31")  # csat takes the point aht gave up

@@ -39,6 +39,8 @@ def test_agent_reads_the_score_its_reasons_and_tries_a_change(app, live_server, 
     expect(page.locator("#scoring-gate-open")).to_be_visible()
 
     page.click("#scoring-simulate-link")
+    page.wait_for_url("**/simulate**")
+    page.wait_for_load_state("load")  # htmx is set up once the page has loaded
     field = page.locator("#sim-knowledge_contrib")
     field.fill("2")
     expect(page.locator("#sim-final")).to_have_text("90.00")
