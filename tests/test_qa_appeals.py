@@ -248,6 +248,13 @@ def test_a_red_line_upheld_on_appeal_removes_the_deduction(app, world):
     appeal_id = _appeal(app, world, evaluation, code="privacy", proposed=0)
     with app.app_context():
         appeal = db.session.get(Appeal, appeal_id)
+        with pytest.raises(qa.QaError, match="红线"):
+            qa.decide_appeal(
+                _user("ql2", people),
+                appeal,
+                [qa.ItemDecision(appeal.items[0].id, "partial", "一半", 0.5)],
+                RELEASED,
+            )
         qa.decide_appeal(
             _user("ql2", people),
             appeal,

@@ -584,6 +584,10 @@ def decide_appeal(
         if not decision.reason.strip():
             raise QaError(_l("Give the reason for each decision."), f"item-{item.id}")
         current, low, high = _item_bounds(evaluation, item.code)
+        if decision.decision == "partial" and _is_red_line(evaluation, item.code):
+            raise QaError(
+                _l("A red line was violated or not: uphold or reject it."), f"item-{item.id}"
+            )
         if decision.decision == "partial":
             value = decision.value
             between = value is not None and min(current, item.proposed) < value < max(
@@ -641,6 +645,13 @@ def decide_appeal(
     notify(appeal.agent, "appeal_decided", params, appeal_path(appeal))
     if evaluation.evaluator is not None and evaluation.evaluator.id != reviewer.id:
         notify(evaluation.evaluator, "appeal_decided", params, appeal_path(appeal))
+
+
+def _is_red_line(evaluation: QaEvaluation, code: str) -> bool:
+    if evaluation.rubric_version_id is None or code == WHOLE:
+        return False
+    item = db.session.get(RubricVersion, evaluation.rubric_version_id).item(code)
+    return item is not None and "levels" not in item
 
 
 def _apply(evaluation: QaEvaluation, code: str, value: float) -> None:
