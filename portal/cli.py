@@ -113,11 +113,12 @@ def demo_seed(if_empty: bool, activity_days: int | None) -> None:
     if created and activity_days != 0 and not db.session.scalar(select(func.count(Interaction.id))):
         from zoneinfo import ZoneInfo
 
-        from portal.demo.activity import seed_activity
+        from portal.demo.activity import seed_activity, seed_qa_activity
 
         click.echo("Generating three months of interactions, surveys and QA evaluations…")
         tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
         counts = seed_activity(datetime.now(tz).date(), tz, activity_days)
+        counts |= seed_qa_activity(utcnow())
         db.session.commit()
         click.echo("  " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     logins = demo_logins()

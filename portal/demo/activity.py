@@ -256,3 +256,69 @@ def seed_activity(today: date, tz: ZoneInfo, days: int | None = None) -> dict[st
             raise RuntimeError(f"demo {kind} import refused: {record.message}")
         counts[kind] = record.inserted + record.updated
     return counts
+
+
+def seed_qa_activity(now: datetime) -> dict[str, int]:
+    """Portal QA evaluations of last week for the first agent of each phone team, through the
+    rubric; agent 10001 has an open appeal and another agent's appeal is decided, so the QA
+    and appeal screens have something true to show."""
+    from portal.metrics.models import Interaction
+    from portal.qa import services as qa
+
+    evaluator = db.session.scalar(select(User).where(User.agent_no == "30001"))
+    lead = db.session.scalar(select(User).where(User.agent_no == "30010"))
+    made = appealed = 0
+    for agent_no, appeal in (("10001", "open"), ("10011", "decided"), ("10002", None)):
+        agent = db.session.scalar(select(User).where(User.agent_no == agent_no))
+        rubric = qa.rubric_of(agent.position) if agent and agent.position else None
+        if evaluator is None or rubric is None:
+            continue
+        calls = db.session.scalars(
+            select(Interaction)
+            .where(
+                Interaction.agent_id == agent.id,
+                Interaction.answered_at.is_not(None),
+                Interaction.offered_at <= now - timedelta(days=3),
+            )
+            .order_by(Interaction.offered_at.desc())
+            .limit(2)
+        ).all()
+        for n, call in enumerate(calls):
+            levels = {
+                i["code"]: i["levels"][n % 2]["points"] for i in rubric.current.document["items"]
+            }
+            scores = [qa.ItemScore(code, points=p, comment="") for code, p in levels.items()]
+            evaluation = qa.save_evaluation(
+                evaluator,
+                call,
+                rubric.current,
+                scores,
+                "抽检:整体流程规范,方案部分需加强。",
+                now - timedelta(days=2),
+            )
+            qa.release_evaluation(evaluator, evaluation, now - timedelta(days=2))
+            made += 1
+            if appeal and n == 1:
+                filed = qa.submit_appeal(
+                    agent,
+                    evaluation,
+                    [
+                        qa.AppealRequest(
+                            "solution", "客户当次问题已解决,之后未再来电,方案应为完整。", 40
+                        )
+                    ],
+                    now - timedelta(days=1),
+                )
+                appealed += 1
+                if appeal == "decided" and lead is not None:
+                    qa.decide_appeal(
+                        lead,
+                        filed,
+                        [
+                            qa.ItemDecision(
+                                filed.items[0].id, "upheld", "复听录音,方案正确且一次解决。"
+                            )
+                        ],
+                        now,
+                    )
+    return {"portal QA evaluations": made, "appeals": appealed}
