@@ -84,3 +84,16 @@ def test_seed_generates_activity_that_differs_by_person(app, runner):
         assert len({round(r.values["aht"]) for r in results}) == len(results)
         queues = {r.key for r in compute.queue_metrics(period_of(first_day, "quarterly"))}
         assert {"售前热线", "售后热线", "技术支持", "微博微信"} <= queues
+
+
+def test_seed_shows_qa_work_in_progress(app, runner):
+    from portal.qa.models import Appeal
+
+    result = runner.invoke(args=["demo", "seed", "--activity-days", "6"])
+    assert "6 portal QA evaluations, 2 appeals" in result.output
+    with app.app_context():
+        appeals = db.session.scalars(select(Appeal).order_by(Appeal.id)).all()
+        assert [(a.agent.agent_no, a.status) for a in appeals] == [
+            ("10001", "submitted"),
+            ("10011", "upheld"),
+        ]
