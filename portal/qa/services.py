@@ -451,26 +451,13 @@ def _event(appeal: Appeal, actor: User | None, kind: str, detail: dict, now: dat
     db.session.flush()
 
 
-def _qa_leads() -> list[User]:
+def _active_with(role: Role) -> list[User]:
     return list(
         db.session.scalars(
             select(User)
             .where(
                 User.active.is_(True),
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.QA_LEAD.value)),
-            )
-            .order_by(User.id)
-        )
-    )
-
-
-def _admins() -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(
-                User.active.is_(True),
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.ADMIN.value)),
+                User.id.in_(select(UserRole.user_id).where(UserRole.role == role.value)),
             )
             .order_by(User.id)
         )
@@ -479,7 +466,11 @@ def _admins() -> list[User]:
 
 def _pick_reviewer(evaluation: QaEvaluation, exclude: set[int] = frozenset()) -> User:
     """The QA lead (not the evaluator) with the fewest open appeals; an admin if none."""
-    leads = [u for u in _qa_leads() if u.id != evaluation.evaluator_id and u.id not in exclude]
+    leads = [
+        u
+        for u in _active_with(Role.QA_LEAD)
+        if u.id != evaluation.evaluator_id and u.id not in exclude
+    ]
     if leads:
         load = dict(
             db.session.execute(
@@ -489,7 +480,11 @@ def _pick_reviewer(evaluation: QaEvaluation, exclude: set[int] = frozenset()) ->
             ).all()
         )
         return min(leads, key=lambda u: (load.get(u.id, 0), u.id))
-    admins = [u for u in _admins() if u.id != evaluation.evaluator_id and u.id not in exclude]
+    admins = [
+        u
+        for u in _active_with(Role.ADMIN)
+        if u.id != evaluation.evaluator_id and u.id not in exclude
+    ]
     if not admins:
         raise QaError(
             _l(
