@@ -96,27 +96,57 @@ def test_the_agent_withdraws_and_nobody_else_can(app, world):  # noqa: F811
     assert "已撤回" in _client(app, "A").get(appeal_url).get_data(True)
 
 
-def test_rubrics_change_as_new_versions_and_bad_json_is_refused(app, world):  # noqa: F811
+def _rubric_form(doc: dict) -> dict:
+    form = {}
+    for i, item in enumerate(doc["items"]):
+        form |= {
+            f"item-{i}-title": item["title"],
+            f"item-{i}-max": str(item["max_points"]),
+            f"item-{i}-code": item["code"],
+            f"item-{i}-levels": "\n".join(
+                f"{lv['points']} {lv['anchor']}" for lv in item["levels"]
+            ),
+        }
+    for i, red in enumerate(doc["red_lines"]):
+        form |= {
+            f"red-{i}-title": red["title"],
+            f"red-{i}-points": str(red["points"]),
+            f"red-{i}-anchor": red["anchor"],
+            f"red-{i}-code": red["code"],
+        }
+    return form | {"item-9-title": "", "item-9-levels": ""}  # a blank row is left out
+
+
+def test_rubrics_change_as_new_versions_and_mistakes_are_refused(app, world):  # noqa: F811
+    from portal.qa.services import DEFAULT_RUBRIC
+
     with app.app_context():
         position_id = db.session.scalar(select(RubricVersion)).rubric.position_id
     client = _client(app, "QL2")
     assert "电话客服" in client.get("/qa/rubrics").get_data(True)
-    bad = post(client, f"/qa/rubrics/{position_id}", {"document": "{not json"})
-    assert bad.status_code == 422 and "不是有效的 JSON" in bad.get_data(True)
-    short = post(client, f"/qa/rubrics/{position_id}", {"document": '{"items": []}'})
-    assert short.status_code == 422
     page = client.get(f"/qa/rubrics/{position_id}").get_data(True)
-    text = re.search(r'<textarea name="document"[^>]*>(.*?)</textarea>', page, re.S).group(1)
-    import html as html_lib
-    import json
-
-    doc = json.loads(html_lib.unescape(text))
-    doc["items"][0]["title"] = "开场白"
-    assert (
-        post(client, f"/qa/rubrics/{position_id}", {"document": json.dumps(doc)}).status_code == 302
-    )
+    assert 'name="item-0-title" value="开场与礼貌用语"' in page
+    form = _rubric_form(DEFAULT_RUBRIC)
+    assert post(client, f"/qa/rubrics/{position_id}", form).status_code == 302  # unchanged
     with app.app_context():
-        assert db.session.scalar(select(func.max(RubricVersion.number))) == 2
+        assert db.session.scalar(select(func.max(RubricVersion.number))) == 1
+    off = post(client, f"/qa/rubrics/{position_id}", form | {"item-0-max": "5"})
+    assert off.status_code == 422 and "评分档应从 0 分到该项满分" in off.get_data(True)
+    short = post(client, f"/qa/rubrics/{position_id}", form | {"item-4-title": ""})  # 90 left
+    assert short.status_code == 422 and "必须等于 100" in short.get_data(True)
+    bad = post(client, f"/qa/rubrics/{position_id}", form | {"item-0-levels": "十分 全对"})
+    assert bad.status_code == 422 and "每行以分值开头" in bad.get_data(True)
+    changed = post(client, f"/qa/rubrics/{position_id}", form | {"item-0-title": "开场白"})
+    assert changed.status_code == 302
+    assert 'id="qa-rubric-saved"' in client.get(changed.headers["Location"]).get_data(True)
+    with app.app_context():
+        latest = db.session.scalar(select(RubricVersion).order_by(RubricVersion.number.desc()))
+        assert latest.number == 2 and latest.document["items"][0]["title"] == "开场白"
+        assert latest.document["items"][0]["levels"][1] == {
+            "points": 5,
+            "anchor": "开场或结束语不完整,礼貌用语偶有遗漏",
+        }
+    assert post(_client(app, "Q"), f"/qa/rubrics/{position_id}", form).status_code == 403
 
 
 def test_qa_screens_are_chinese_with_no_english_left(app, world):  # noqa: F811

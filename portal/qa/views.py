@@ -3,7 +3,6 @@ rubric, appeals with their timeline and decisions, the appeals dashboard, and ru
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 from flask import Blueprint, abort, request, url_for
@@ -503,35 +502,104 @@ def rubric_create(position_id: int):
     return redirect_to(url_for("qa.rubric_edit", position_id=position.id))
 
 
+BLANK_ITEMS, BLANK_RED_LINES = 2, 1
+
+
+def _rows(form, prefix: str) -> list[int]:
+    return sorted(
+        {
+            int(k.split("-")[1])
+            for k in form
+            if k.startswith(f"{prefix}-") and k.split("-")[1].isdigit()
+        }
+    )
+
+
+def rubric_from_form(form) -> dict:
+    """The rubric the editor's rows describe. Levels are written one per line as
+    "points anchor" (e.g. "10 标准开场白"); rows without a title are left out."""
+    items, red_lines = [], []
+    for i in _rows(form, "item"):
+        title = form.get(f"item-{i}-title", "").strip()
+        if not title:
+            continue
+        levels = []
+        for line in form.get(f"item-{i}-levels", "").splitlines():
+            points, _, anchor = line.strip().partition(" ")
+            if not points:
+                continue
+            try:
+                levels.append({"points": _number(points), "anchor": anchor.strip()})
+            except ValueError:
+                raise qa.QaError(
+                    _l(
+                        "%(title)s: each level line starts with its points, e.g. 10 标准开场白",
+                        title=title,
+                    ),
+                    "items",
+                ) from None
+        try:
+            maximum = _number(form.get(f"item-{i}-max", ""))
+        except ValueError:
+            raise qa.QaError(
+                _l("%(title)s: give the item's maximum points.", title=title), "items"
+            ) from None
+        code = form.get(f"item-{i}-code", "").strip() or f"item{i + 1}"
+        items.append({"code": code, "title": title, "max_points": maximum, "levels": levels})
+    for i in _rows(form, "red"):
+        title = form.get(f"red-{i}-title", "").strip()
+        if not title:
+            continue
+        try:
+            points = _number(form.get(f"red-{i}-points", "") or "5")
+        except ValueError:
+            raise qa.QaError(
+                _l("%(title)s: give the deduction in points.", title=title), "red_lines"
+            ) from None
+        code = form.get(f"red-{i}-code", "").strip() or f"red{i + 1}"
+        red_lines.append(
+            {
+                "code": code,
+                "title": title,
+                "points": points,
+                "anchor": form.get(f"red-{i}-anchor", "").strip(),
+            }
+        )
+    return {"items": items, "red_lines": red_lines}
+
+
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 @bp.route("/qa/rubrics/<int:position_id>", methods=["GET", "POST"])
 @require("qa.lead")
 def rubric_edit(position_id: int):
-    """The rubric as its JSON document, checked on save; each save a new version."""
+    """The rubric's items, levels and red lines as rows; each save a new version."""
     position = db.session.get(Position, position_id)
     rubric = qa.rubric_of(position) if position else None
     if rubric is None:
         abort(404)
-    text, error, status = None, None, 200
+    error, status, document = None, 200, None
     if request.method == "POST":
-        text = request.form.get("document", "")
         try:
-            qa.save_rubric(current_user, position, json.loads(text))
+            document = rubric_from_form(request.form)
+            qa.save_rubric(current_user, position, document)
             db.session.commit()
-            return redirect_to(url_for("qa.rubric_edit", position_id=position.id))
-        except ValueError as exc:  # a QaError, or JSON that does not parse
+            return redirect_to(url_for("qa.rubric_edit", position_id=position.id, saved=1))
+        except qa.QaError as exc:
             db.session.rollback()
-            error = (
-                exc.message
-                if isinstance(exc, qa.QaError)
-                else _l("This is not valid JSON: %(error)s", error=str(exc))
-            )
-            status = 422
+            error, status = exc.message, 422
     current = rubric.current
+    shown = document or current.document
     return render(
         "qa/rubric.html",
         status=status,
         position=position,
         current=current,
-        text=text or json.dumps(current.document, ensure_ascii=False, indent=2),
+        items=[*shown["items"], *({} for _ in range(BLANK_ITEMS))],
+        red_lines=[*shown.get("red_lines", []), *({} for _ in range(BLANK_RED_LINES))],
+        saved=bool(request.args.get("saved")),
         error=error,
     )
