@@ -48,6 +48,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.metrics.upload_views import bp as imports_bp
     from portal.metrics.views import bp as metrics_bp
     from portal.notifications.views import bp as notifications_bp
+    from portal.periods.views import bp as periods_bp
     from portal.qa.views import bp as qa_bp
     from portal.scoring.plan_views import bp as plans_bp
     from portal.scoring.views import bp as scoring_bp
@@ -63,6 +64,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         notifications_bp,
         alerts_bp,
         qa_bp,
+        periods_bp,
         imports_bp,
         system_bp,
         api_bp,

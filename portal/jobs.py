@@ -108,6 +108,16 @@ def evaluate_alerts(now: datetime) -> str:
     return evaluate_rules(today, now)
 
 
+def sync_periods(now: datetime) -> str:
+    """Create the periods of every plan's kind, up to one ahead."""
+    from zoneinfo import ZoneInfo
+
+    from portal.periods.services import sync_periods as sync
+
+    today = now.astimezone(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
+    return f"created {sync(today)} period(s)"
+
+
 def appeal_deadlines(now: datetime) -> str:
     """Remind appeal reviewers before the deadline; escalate overdue appeals (each once)."""
     from portal.qa.services import remind_and_escalate
@@ -146,6 +156,12 @@ JOBS: list[Job] = [
         func=evaluate_alerts,
         minutes=360,
         description=_l("Check the alert rules and open improvement plans"),
+    ),
+    Job(
+        id="sync_periods",
+        func=sync_periods,
+        minutes=60,
+        description=_l("Create the assessment periods of every plan"),
     ),
     Job(
         id="appeal_deadlines",

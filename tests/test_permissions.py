@@ -57,6 +57,7 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "notifications.notification_open": EVERYONE,  # object rule: one's own only (404)
     "notifications.notification_read_all": EVERYONE,
     "alerts.rule_list": ADMIN,
+    "periods.period_list": ADMIN,
     "qa.evaluation_list": EVERYONE,  # lists what the viewer may see
     "qa.evaluation_detail": EVERYONE,  # object rule: QA staff, admins, the agent and lead
     "qa.evaluation_release": frozenset({QA, QL}),
@@ -171,6 +172,7 @@ def _url(endpoint: str, me, team) -> str | None:
         "notifications.notification_list": "/notifications",
         "alerts.rule_list": "/alerts/rules",
         "qa.evaluation_list": "/qa/evaluations",
+        "periods.period_list": "/admin/periods",
         "qa.score_find": "/qa/score",
         "qa.appeal_dashboard": "/qa/appeals",
         "qa.rubric_list": "/qa/rubrics",

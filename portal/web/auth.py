@@ -34,6 +34,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "alerts.manage": frozenset({AD}),  # alert rules
     "qa.evaluate": frozenset({QA, QL}),  # score interactions against a rubric
     "qa.lead": frozenset({QL, AD}),  # rubrics, the appeals dashboard
+    "periods.manage": frozenset({AD}),  # periods, their close and results
 }
 
 PUBLIC = "public"

@@ -1,0 +1,38 @@
+"""The admin's periods page: each period's state, close time and what holds its close back."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.periods import services
+from portal.periods.models import PeriodRow
+from portal.web.auth import require
+from portal.web.htmx import render
+
+bp = Blueprint("periods", __name__)
+
+STATES = {
+    "open": _l("open"),
+    "grace": _l("grace"),
+    "closing": _l("closing"),
+    "closed": _l("closed"),
+}
+KINDS = {"weekly": _l("weekly"), "monthly": _l("monthly"), "quarterly": _l("quarterly")}
+
+
+@bp.get("/admin/periods")
+@require("periods.manage")
+def period_list():
+    now = utcnow()
+    page = db.paginate(
+        select(PeriodRow).order_by(PeriodRow.last_day.desc(), PeriodRow.kind),
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
+    )
+    rows = [(row, services.state(row, now), services.blockers(row)) for row in page.items]
+    return render("periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=KINDS)

@@ -1,0 +1,127 @@
+"""Periods: created for every plan's kind, their close time, state, and what holds them back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from portal.accounts.models import Role
+from portal.extensions import db
+from portal.metrics.models import Interaction, UploadTask
+from portal.metrics.periods import parse_period
+from portal.periods import services
+from portal.periods.models import PeriodRow
+from portal.scoring.plans import default_document
+from portal.scoring.services import save_plan
+from tests.conftest import login
+
+TODAY = date(2026, 11, 23)
+
+
+def _interaction(agent_id=None, day=date(2026, 9, 15), source="i1"):
+    at = datetime(day.year, day.month, day.day, 9, tzinfo=timezone(timedelta(hours=8)))
+    return Interaction(
+        source_id=source,
+        queue="Q",
+        agent_id=agent_id,
+        offered_at=at,
+        answered_at=at,
+        ended_at=at + timedelta(minutes=5),
+        offered_day=day,
+        offered_s=at.timestamp(),
+        ended_s=at.timestamp() + 300,
+        wait_s=0,
+        talk_s=300,
+    )
+
+
+def test_close_time_is_the_end_of_the_period_plus_the_grace_hours(ctx):
+    # 2026-11 ends at midnight in Shanghai (16:00 UTC on the 30th); 72 hours later.
+    assert services.close_time(parse_period("2026-11")) == datetime(2026, 12, 3, 16, tzinfo=UTC)
+
+
+def test_periods_are_created_from_the_first_data_to_one_ahead_once(ctx):
+    save_plan(None, default_document("电话客服"))
+    db.session.add(_interaction())
+    db.session.flush()
+    assert services.sync_periods(TODAY) == 4
+    keys = db.session.scalars(select(PeriodRow.key).order_by(PeriodRow.first_day)).all()
+    assert keys == ["2026-09", "2026-10", "2026-11", "2026-12"]
+    assert services.sync_periods(TODAY) == 0
+    weekly = default_document("技术支持") | {"period_kind": "weekly"}
+    save_plan(None, weekly)
+    assert services.sync_periods(TODAY) > 10  # the ISO weeks since mid-September
+
+
+def test_state_follows_the_clock_then_the_close(ctx):
+    row = services.ensure_period(parse_period("2026-11"))
+    end = datetime(2026, 11, 30, 16, tzinfo=UTC)
+    assert services.state(row, end - timedelta(seconds=1)) == "open"
+    assert services.state(row, end) == "grace"
+    row.closing_at = end + timedelta(days=3)
+    assert services.state(row, end + timedelta(days=3)) == "closing"
+    row.closed_at = end + timedelta(days=3, minutes=1)
+    assert services.state(row, end + timedelta(days=4)) == "closed"
+    assert services.ensure_period(parse_period("2026-11")).id == row.id
+
+
+def test_undecided_appeals_and_running_imports_hold_the_close_back(app, make_user):
+    from portal.metrics.models import QaEvaluation
+    from portal.qa.models import Appeal
+
+    agent = make_user({Role.AGENT}, agent_no="A")
+    with app.app_context():
+        row = services.ensure_period(parse_period("2026-11"))
+        assert not services.blockers(row).any
+        call = _interaction(agent.id, date(2026, 11, 3))
+        db.session.add(call)
+        db.session.flush()
+        evaluation = QaEvaluation(
+            source_id="e",
+            interaction_id=call.id,
+            score=50,
+            original_score=50,
+            evaluated_at=datetime.now(UTC),
+            released_at=datetime.now(UTC),
+        )
+        db.session.add(evaluation)
+        db.session.flush()
+        db.session.add(
+            Appeal(
+                evaluation_id=evaluation.id,
+                agent_id=agent.id,
+                due_at=datetime.now(UTC),
+                score_before=50,
+            )
+        )
+        db.session.add(
+            UploadTask(
+                token="t" * 32,
+                action="import",
+                user_id=agent.id,
+                kind="interactions",
+                filename="f.csv",
+                status="running",
+            )
+        )
+        db.session.flush()
+        held = services.blockers(row)
+        assert (held.appeals, held.imports) == (1, 1)
+        december = services.ensure_period(parse_period("2026-12"))
+        assert services.blockers(december).appeals == 0
+
+
+def test_the_periods_page_shows_state_close_time_and_blockers(app, make_user):
+    make_user({Role.ADMIN}, agent_no="admin")
+    client = app.test_client()
+    login(client, "admin")
+    assert "还没有周期" in client.get("/admin/periods").get_data(True)
+    with app.app_context():
+        services.ensure_period(parse_period("2026-10"))
+        db.session.commit()
+    html = client.get("/admin/periods").get_data(True)
+    assert 'id="period-2026-10"' in html and "宽限期" in html
+    from tests.test_i18n import _english_phrases
+
+    assert _english_phrases(html) == []
