@@ -24,6 +24,7 @@ import_cli = AppGroup("import", help="Import interactions, surveys, metric value
 metrics_cli = AppGroup("metrics", help="Computed metrics.")
 plans_cli = AppGroup("plans", help="Assessment plans (JSON, interfaces.md).")
 results_cli = AppGroup("results", help="Scores, ranks and tiers.")
+periods_cli = AppGroup("periods", help="Assessment periods and their close.")
 
 
 def fail(message: str) -> None:
@@ -288,6 +289,27 @@ def results_export(period_key: str, fmt: str) -> None:
     write_results(sys.stdout, _period(period_key), fmt)
 
 
+@periods_cli.command("close")
+@click.argument("period_key")
+@click.option("--force", is_flag=True, help="Close even with undecided appeals or running imports.")
+@click.option("--reason", default="", help="Why a forced close could not wait.")
+def periods_close(period_key: str, force: bool, reason: str) -> None:
+    """Close one period now, exactly as the scheduler would."""
+    from portal.periods.services import close_period, ensure_period
+
+    row = ensure_period(_period(period_key))
+    db.session.commit()
+    outcome = close_period(
+        row,
+        utcnow(),
+        force=force,
+        reason=reason or ("forced from the command line" if force else ""),
+    )
+    if outcome.status in ("held", "busy"):
+        fail(outcome.message)
+    click.echo(outcome.message)
+
+
 def init_app(app: Flask) -> None:
     for group in (
         users_cli,
@@ -297,5 +319,6 @@ def init_app(app: Flask) -> None:
         metrics_cli,
         plans_cli,
         results_cli,
+        periods_cli,
     ):
         app.cli.add_command(group)

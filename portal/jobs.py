@@ -118,6 +118,13 @@ def sync_periods(now: datetime) -> str:
     return f"created {sync(today)} period(s)"
 
 
+def close_periods(now: datetime) -> str:
+    """Close every period whose close time has passed (each exactly once)."""
+    from portal.periods.services import close_due_periods
+
+    return close_due_periods(now)
+
+
 def appeal_deadlines(now: datetime) -> str:
     """Remind appeal reviewers before the deadline; escalate overdue appeals (each once)."""
     from portal.qa.services import remind_and_escalate
@@ -162,6 +169,12 @@ JOBS: list[Job] = [
         func=sync_periods,
         minutes=60,
         description=_l("Create the assessment periods of every plan"),
+    ),
+    Job(
+        id="close_periods",
+        func=close_periods,
+        minutes=15,
+        description=_l("Close the periods whose close time has passed"),
     ),
     Job(
         id="appeal_deadlines",

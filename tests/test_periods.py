@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from portal.accounts.models import Role
 from portal.extensions import db
@@ -125,3 +126,95 @@ def test_the_periods_page_shows_state_close_time_and_blockers(app, make_user):
     from tests.test_i18n import _english_phrases
 
     assert _english_phrases(html) == []
+
+
+# --- the close ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scored_month(app, make_user):
+    """A phone plan and one agent with one November contact (so one result row)."""
+    make_user({Role.ADMIN}, agent_no="admin")
+    with app.app_context():
+        position_id = save_plan(None, default_document("电话客服")).plan.position_id
+        db.session.commit()
+    agent = make_user({Role.AGENT}, agent_no="A", position=position_id)
+    with app.app_context():
+        db.session.add(_interaction(agent.id, date(2026, 11, 3)))
+        from portal.metrics.stats import rebuild_day_stats
+
+        rebuild_day_stats(date(2026, 11, 3), date(2026, 11, 3))
+        db.session.commit()
+    return agent
+
+
+AFTER_CLOSE = datetime(2026, 12, 3, 16, tzinfo=UTC)
+
+
+def test_the_close_freezes_results_once_and_tells_the_admins(app, scored_month):
+    from portal.notifications.models import Notification
+    from portal.periods.models import ResultRow, ResultsVersion
+
+    with app.app_context():
+        row = services.ensure_period(parse_period("2026-11"))
+        db.session.commit()
+        assert services.close_due_periods(AFTER_CLOSE - timedelta(seconds=1)) == "none due"
+        assert services.close_due_periods(AFTER_CLOSE) == "closed: 1"
+        assert services.close_due_periods(AFTER_CLOSE + timedelta(hours=1)) == "none due"
+        row = db.session.get(PeriodRow, row.id)
+        assert (row.results_version, services.state(row, AFTER_CLOSE)) == (1, "closed")
+        [result] = db.session.scalars(select(ResultRow)).all()
+        assert result.agent_id == scored_month.id and result.final is not None
+        assert result.plan_version_id is not None
+        assert db.session.scalar(select(func.count(ResultsVersion.id))) == 1
+        kinds = db.session.scalars(select(Notification.kind)).all()
+        assert kinds == ["period_closed"]
+
+
+def test_a_second_process_finds_the_claim_and_a_crashed_close_is_redone(app, scored_month):
+    from portal.periods.models import ResultsVersion
+
+    with app.app_context():
+        row = services.ensure_period(parse_period("2026-11"))
+        row.closing_at = AFTER_CLOSE  # another process claimed it a moment ago
+        db.session.commit()
+        assert services.close_period(row, AFTER_CLOSE + timedelta(minutes=5)).status == "busy"
+        # That process died: its transaction rolled back, only the claim remains.
+        later = AFTER_CLOSE + services.STALE_CLOSE + timedelta(seconds=1)
+        assert services.close_period(row, later).status == "closed"
+        assert db.session.scalar(select(func.count(ResultsVersion.id))) == 1
+
+
+def test_undecided_appeals_hold_the_close_unless_forced_with_a_reason(app, scored_month, runner):
+    from portal.metrics.models import QaEvaluation
+    from portal.qa.models import Appeal
+
+    with app.app_context():
+        call = db.session.scalar(select(Interaction))
+        evaluation = QaEvaluation(
+            source_id="e",
+            interaction_id=call.id,
+            score=50,
+            original_score=50,
+            evaluated_at=AFTER_CLOSE,
+            released_at=AFTER_CLOSE,
+        )
+        db.session.add(evaluation)
+        db.session.flush()
+        db.session.add(
+            Appeal(
+                evaluation_id=evaluation.id,
+                agent_id=scored_month.id,
+                due_at=AFTER_CLOSE,
+                score_before=50,
+            )
+        )
+        db.session.commit()
+    held = runner.invoke(args=["periods", "close", "2026-11"])
+    assert held.exit_code == 1 and "1 undecided appeal" in held.output
+    forced = runner.invoke(args=["periods", "close", "2026-11", "--force", "--reason", "月底发薪"])
+    assert forced.exit_code == 0, forced.output
+    assert "results version 1" in forced.output
+    again = runner.invoke(args=["periods", "close", "2026-11"])
+    assert "already closed" in again.output
+    assert runner.invoke(args=["periods", "close", "2026-13"]).exit_code == 1

@@ -44,6 +44,9 @@ MESSAGES = {
         "The appeal on %(interaction)s was decided: %(status)s (score %(before)s → %(after)s)."
     ),
     "appeal_withdrawn": _l("%(agent)s withdrew the appeal on %(interaction)s."),
+    "period_closed": _l(
+        "Period %(period)s is closed: its results await your review and publication."
+    ),
     "appeal_blocks_close": _l(
         "Period %(period)s cannot close while the appeal on %(interaction)s is undecided."
     ),

@@ -4,8 +4,19 @@ with data; their close time and, once the close has run, its outcome."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, Integer, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import UTCDateTime, utcnow
@@ -29,3 +40,44 @@ class PeriodRow(db.Model):
     results_version: Mapped[int] = mapped_column(Integer, default=0)
     revision_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResultsVersion(db.Model):
+    """A frozen set of a period's results: written by the close, and again by each reopening;
+    earlier versions stay readable."""
+
+    __tablename__ = "results_versions"
+    __table_args__ = (UniqueConstraint("period_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+
+class ResultRow(db.Model):
+    """One agent's result in a results version, with the plan version it was scored under."""
+
+    __tablename__ = "result_rows"
+    __table_args__ = (UniqueConstraint("version_id", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("results_versions.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
+    cohort: Mapped[str] = mapped_column(String(120))
+    weighted: Mapped[float | None] = mapped_column(Float)
+    bonus: Mapped[float] = mapped_column(Float, default=0)
+    deductions: Mapped[float] = mapped_column(Float, default=0)
+    offset: Mapped[float] = mapped_column(Float, default=0)
+    final: Mapped[float | None] = mapped_column(Float)
+    gate_open: Mapped[bool] = mapped_column(Boolean)
+    eligible: Mapped[bool] = mapped_column(Boolean)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    tier_multiplier: Mapped[float | None] = mapped_column(Float)
+    bonus_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    lines: Mapped[list] = mapped_column(JSON)  # as in `flask results export --format json`

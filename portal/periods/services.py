@@ -7,14 +7,18 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
+from portal.accounts.models import Role, User, UserRole
+from portal.audit.services import record
 from portal.extensions import db
 from portal.metrics.models import Interaction, UploadTask
 from portal.metrics.periods import Period, parse_period, period_of
-from portal.periods.models import PeriodRow
-from portal.qa.services import undecided_appeals
+from portal.notifications.services import notify
+from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
+from portal.qa.services import remind_blocking_reviewers, undecided_appeals
 from portal.scoring.models import Plan
+from portal.scoring.services import all_results
 
 AHEAD = 1  # periods created beyond the current one, per kind
 
@@ -102,3 +106,135 @@ def blockers(row: PeriodRow) -> Blockers:
 
 def as_period(row: PeriodRow) -> Period:
     return parse_period(row.key)
+
+
+# --- the close ------------------------------------------------------------------------------
+
+# A close claimed this long ago without finishing belonged to a process that died: its
+# transaction rolled back, so the close may be claimed again and done whole.
+STALE_CLOSE = timedelta(minutes=30)
+
+
+@dataclass
+class CloseOutcome:
+    status: str  # closed | held | busy | already
+    message: str
+    version: int | None = None
+
+
+def close_period(
+    row: PeriodRow,
+    now: datetime,
+    *,
+    actor: User | None = None,
+    force: bool = False,
+    reason: str = "",
+) -> CloseOutcome:
+    """Close one period exactly once: claim it with a conditional update, freeze every plan's
+    results as a new results version in one transaction, and tell the admins. A second process
+    finds the claim taken; a rerun after a crash finds the stale claim and does it all."""
+    if row.closed_at is not None:
+        return CloseOutcome("already", f"{row.key} is already closed.", row.results_version)
+    held = blockers(row)
+    if held.any and not force:
+        if held.appeals:
+            remind_blocking_reviewers(row.first_day, row.last_day, row.key)
+        db.session.commit()
+        return CloseOutcome(
+            "held",
+            f"{row.key} is held back by {held.appeals} undecided appeal(s) and "
+            f"{held.imports} running import(s); decide them, or force the close with a reason.",
+        )
+    if force and not reason.strip():
+        return CloseOutcome("held", "A forced close needs a reason.")
+    claimed = db.session.execute(
+        update(PeriodRow)
+        .where(
+            PeriodRow.id == row.id,
+            PeriodRow.closed_at.is_(None),
+            or_(PeriodRow.closing_at.is_(None), PeriodRow.closing_at < now - STALE_CLOSE),
+        )
+        .values(closing_at=now)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return CloseOutcome("busy", f"{row.key} is being closed by another process.")
+    row = db.session.get(PeriodRow, row.id)
+    version = ResultsVersion(
+        period_id=row.id,
+        number=row.results_version + 1,
+        actor_id=actor.id if actor else None,
+        reason=reason.strip()[:500] if force else "",
+    )
+    db.session.add(version)
+    db.session.flush()
+    period = as_period(row)
+    for found in all_results(period):
+        for result in found.results:
+            db.session.add(
+                ResultRow(
+                    version_id=version.id,
+                    agent_id=result.key,
+                    plan_version_id=found.version.id,
+                    cohort=result.cohort,
+                    weighted=result.weighted,
+                    bonus=result.bonus,
+                    deductions=result.deductions,
+                    offset=result.offset,
+                    final=result.final,
+                    gate_open=result.gate_open,
+                    eligible=result.eligible,
+                    rank=result.rank,
+                    tier_multiplier=result.tier_multiplier,
+                    bonus_amount=result.bonus_amount,
+                    lines=[
+                        {
+                            "metric": line.metric,
+                            "category": line.category,
+                            "weight": line.weight,
+                            "value": line.value,
+                            "score": line.score,
+                            "included": line.included,
+                            "note": line.note,
+                        }
+                        for line in result.lines
+                    ],
+                )
+            )
+    row.closed_at, row.results_version = now, version.number
+    row.revision_pending = False
+    record(
+        actor,
+        "period.force_close" if force else "period.close",
+        "period",
+        row.id,
+        summary=f"{row.key} v{version.number}" + (f": {reason.strip()}" if force else ""),
+    )
+    for admin in _admins():
+        notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
+    db.session.commit()
+    return CloseOutcome(
+        "closed", f"{row.key} closed: results version {version.number}.", version.number
+    )
+
+
+def close_due_periods(now: datetime) -> str:
+    """The scheduler's close: every period whose close time has passed, oldest first."""
+    due = db.session.scalars(
+        select(PeriodRow)
+        .where(PeriodRow.close_at <= now, PeriodRow.closed_at.is_(None))
+        .order_by(PeriodRow.close_at)
+    ).all()
+    outcomes = [close_period(row, now).status for row in due]
+    return ", ".join(f"{s}: {outcomes.count(s)}" for s in sorted(set(outcomes))) or "none due"
+
+
+def _admins() -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User).where(
+                User.active.is_(True),
+                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.ADMIN.value)),
+            )
+        )
+    )
