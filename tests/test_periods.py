@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 from portal.extensions import db
 from portal.metrics.models import Interaction, UploadTask
 from portal.metrics.periods import parse_period
@@ -218,3 +218,70 @@ def test_undecided_appeals_hold_the_close_unless_forced_with_a_reason(app, score
     again = runner.invoke(args=["periods", "close", "2026-11"])
     assert "already closed" in again.output
     assert runner.invoke(args=["periods", "close", "2026-13"]).exit_code == 1
+
+
+def test_an_appeal_upheld_after_the_close_flags_a_revision_that_makes_a_new_version(
+    app, scored_month, make_user
+):
+    from portal.metrics.models import QaEvaluation
+    from portal.notifications.models import Notification
+    from portal.periods.models import ResultRow, ResultsVersion
+    from portal.qa import services as qa
+
+    make_user({Role.QA_LEAD}, agent_no="QL")
+    with app.app_context():
+        call = db.session.scalar(select(Interaction))
+        evaluation = QaEvaluation(
+            source_id="e",
+            interaction_id=call.id,
+            score=50,
+            original_score=50,
+            evaluated_at=AFTER_CLOSE,
+            released_at=AFTER_CLOSE - timedelta(days=5),
+        )
+        db.session.add(evaluation)
+        from portal.metrics.stats import rebuild_day_stats
+
+        rebuild_day_stats(date(2026, 11, 3), date(2026, 11, 3))
+        db.session.commit()
+        row = services.ensure_period(parse_period("2026-11"))
+        db.session.commit()
+        assert services.close_due_periods(AFTER_CLOSE) == "closed: 1"
+        # An appeal filed in the window, decided after the close.
+        agent = db.session.get(User, scored_month.id)
+        appeal = qa.submit_appeal(
+            agent,
+            db.session.get(QaEvaluation, evaluation.id),
+            [qa.AppealRequest(qa.WHOLE, "复核", 90)],
+            AFTER_CLOSE - timedelta(days=1),
+        )
+        lead = db.session.scalar(
+            select(type(scored_month)).where(type(scored_month).agent_no == "QL")
+        )
+        qa.decide_appeal(
+            lead,
+            appeal,
+            [qa.ItemDecision(appeal.items[0].id, "upheld", "成立")],
+            AFTER_CLOSE + timedelta(hours=1),
+        )
+        db.session.commit()
+        out = services.close_due_periods(AFTER_CLOSE + timedelta(hours=2))
+        assert out == "none due; 1 flagged for revision"
+        assert services.close_due_periods(AFTER_CLOSE + timedelta(hours=3)) == "none due"
+        assert db.session.get(PeriodRow, row.id).revision_pending
+        assert "period_revision" in db.session.scalars(select(Notification.kind)).all()
+    make_user({Role.ADMIN}, agent_no="boss")
+    client = app.test_client()
+    login(client, "boss")
+    from tests.conftest import post
+
+    assert post(client, f"/admin/periods/{row.id}/revise", {"reason": ""}).status_code == 422
+    assert (
+        post(client, f"/admin/periods/{row.id}/revise", {"reason": "申诉改判"}).status_code == 302
+    )
+    with app.app_context():
+        assert [v.number for v in db.session.scalars(select(ResultsVersion))] == [1, 2]
+        versions = db.session.scalars(select(ResultRow).order_by(ResultRow.version_id)).all()
+        qa_line = [[ln for ln in r.lines if ln["metric"] == "qa_score"][0] for r in versions]
+        assert [ln["value"] for ln in qa_line] == [50, 90]  # the old version stays as it was
+        assert not db.session.get(PeriodRow, row.id).revision_pending

@@ -47,6 +47,10 @@ MESSAGES = {
     "period_closed": _l(
         "Period %(period)s is closed: its results await your review and publication."
     ),
+    "period_revision": _l(
+        "An appeal upheld after period %(period)s closed changed its results: revise them as "
+        "a new version."
+    ),
     "appeal_blocks_close": _l(
         "Period %(period)s cannot close while the appeal on %(interaction)s is undecided."
     ),

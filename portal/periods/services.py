@@ -7,15 +7,17 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
 from portal.accounts.models import Role, User, UserRole
 from portal.audit.services import record
 from portal.extensions import db
-from portal.metrics.models import Interaction, UploadTask
+from portal.metrics.models import Interaction, QaEvaluation, UploadTask
 from portal.metrics.periods import Period, parse_period, period_of
 from portal.notifications.services import notify
 from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
+from portal.qa.models import Appeal
 from portal.qa.services import remind_blocking_reviewers, undecided_appeals
 from portal.scoring.models import Plan
 from portal.scoring.services import all_results
@@ -160,16 +162,33 @@ def close_period(
     if not claimed:
         return CloseOutcome("busy", f"{row.key} is being closed by another process.")
     row = db.session.get(PeriodRow, row.id)
+    number = _freeze(row, now, actor, reason.strip() if force else "")
+    row.closed_at = now
+    record(
+        actor,
+        "period.force_close" if force else "period.close",
+        "period",
+        row.id,
+        summary=f"{row.key} v{number}" + (f": {reason.strip()}" if force else ""),
+    )
+    for admin in _admins():
+        notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
+    db.session.commit()
+    return CloseOutcome("closed", f"{row.key} closed: results version {number}.", number)
+
+
+def _freeze(row: PeriodRow, now: datetime, actor: User | None, reason: str) -> int:
+    """Write the period's results as they are now as its next results version."""
     version = ResultsVersion(
         period_id=row.id,
         number=row.results_version + 1,
         actor_id=actor.id if actor else None,
-        reason=reason.strip()[:500] if force else "",
+        reason=reason[:500],
+        created_at=now,
     )
     db.session.add(version)
     db.session.flush()
-    period = as_period(row)
-    for found in all_results(period):
+    for found in all_results(as_period(row)):
         for result in found.results:
             db.session.add(
                 ResultRow(
@@ -201,32 +220,76 @@ def close_period(
                     ],
                 )
             )
-    row.closed_at, row.results_version = now, version.number
-    row.revision_pending = False
-    record(
-        actor,
-        "period.force_close" if force else "period.close",
-        "period",
-        row.id,
-        summary=f"{row.key} v{version.number}" + (f": {reason.strip()}" if force else ""),
+    row.results_version, row.revision_pending = version.number, False
+    db.session.flush()
+    return version.number
+
+
+def flag_revisions(now: datetime) -> int:
+    """Mark closed periods whose results an appeal changed as revision pending, and tell the
+    admins, once per period until it is revised."""
+    flagged = 0
+    for row in db.session.scalars(
+        select(PeriodRow).where(
+            PeriodRow.closed_at.is_not(None), PeriodRow.revision_pending.is_(False)
+        )
+    ):
+        latest = db.session.scalar(
+            select(func.max(ResultsVersion.created_at)).where(ResultsVersion.period_id == row.id)
+        )
+        if latest is None or _upheld_after(row, latest) == 0:
+            continue
+        row.revision_pending = True
+        for admin in _admins():
+            notify(admin, "period_revision", {"period": row.key}, "/admin/periods")
+        flagged += 1
+    return flagged
+
+
+def _upheld_after(row: PeriodRow, moment: datetime) -> int:
+    return db.session.scalar(
+        select(func.count(Appeal.id))
+        .join(QaEvaluation, QaEvaluation.id == Appeal.evaluation_id)
+        .join(Interaction, Interaction.id == QaEvaluation.interaction_id)
+        .where(
+            Appeal.status.in_(("upheld", "partially_upheld")),
+            Appeal.decided_at > moment,
+            Interaction.offered_day.between(row.first_day, row.last_day),
+        )
     )
-    for admin in _admins():
-        notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
-    db.session.commit()
-    return CloseOutcome(
-        "closed", f"{row.key} closed: results version {version.number}.", version.number
-    )
+
+
+def revise_period(row: PeriodRow, actor: User, reason: str, now: datetime) -> int:
+    """Reopen a closed period's results: freeze them again as a new version (audited); the
+    earlier versions stay readable."""
+    if row.closed_at is None:
+        raise PeriodError(_l("Only a closed period can be revised."))
+    if not reason.strip():
+        raise PeriodError(_l("Say why the results are revised."))
+    number = _freeze(row, now, actor, reason.strip())
+    record(actor, "period.revise", "period", row.id, summary=f"{row.key} v{number}: {reason}")
+    return number
+
+
+class PeriodError(ValueError):
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
 
 
 def close_due_periods(now: datetime) -> str:
-    """The scheduler's close: every period whose close time has passed, oldest first."""
+    """The scheduler's close: every period whose close time has passed, oldest first; then
+    the closed periods an appeal has changed since are flagged for revision."""
+    flagged = flag_revisions(now)
+    db.session.commit()
     due = db.session.scalars(
         select(PeriodRow)
         .where(PeriodRow.close_at <= now, PeriodRow.closed_at.is_(None))
         .order_by(PeriodRow.close_at)
     ).all()
     outcomes = [close_period(row, now).status for row in due]
-    return ", ".join(f"{s}: {outcomes.count(s)}" for s in sorted(set(outcomes))) or "none due"
+    summary = ", ".join(f"{s}: {outcomes.count(s)}" for s in sorted(set(outcomes)))
+    return (summary or "none due") + (f"; {flagged} flagged for revision" if flagged else "")
 
 
 def _admins() -> list[User]:

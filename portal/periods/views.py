@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 
 from portal.db import utcnow
@@ -11,7 +12,7 @@ from portal.extensions import db
 from portal.periods import services
 from portal.periods.models import PeriodRow
 from portal.web.auth import require
-from portal.web.htmx import render
+from portal.web.htmx import redirect_to, render
 
 bp = Blueprint("periods", __name__)
 
@@ -36,3 +37,18 @@ def period_list():
     )
     rows = [(row, services.state(row, now), services.blockers(row)) for row in page.items]
     return render("periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=KINDS)
+
+
+@bp.post("/admin/periods/<int:period_id>/revise")
+@require("periods.manage")
+def period_revise(period_id: int):
+    row = db.session.get(PeriodRow, period_id)
+    if row is None:
+        abort(404)
+    try:
+        services.revise_period(row, current_user, request.form.get("reason", ""), utcnow())
+    except services.PeriodError as exc:
+        db.session.rollback()
+        return render("periods/error.html", status=422, message=exc.message)
+    db.session.commit()
+    return redirect_to(url_for("periods.period_list"))
