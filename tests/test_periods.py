@@ -201,17 +201,27 @@ def test_undecided_appeals_hold_the_close_unless_forced_with_a_reason(app, score
         )
         db.session.add(evaluation)
         db.session.flush()
+        reviewer = db.session.scalar(select(User).where(User.agent_no == "admin"))
         db.session.add(
             Appeal(
                 evaluation_id=evaluation.id,
                 agent_id=scored_month.id,
                 due_at=AFTER_CLOSE,
                 score_before=50,
+                reviewer_id=reviewer.id,
             )
         )
         db.session.commit()
     held = runner.invoke(args=["periods", "close", "2026-11"])
     assert held.exit_code == 1 and "1 undecided appeal" in held.output
+    assert runner.invoke(args=["periods", "close", "2026-11"]).exit_code == 1
+    with app.app_context():
+        from portal.notifications.models import Notification
+
+        reminders = db.session.scalars(
+            select(Notification).where(Notification.kind == "appeal_blocks_close")
+        ).all()
+        assert len(reminders) == 1  # two held attempts: the reviewer hears of it once a day
     forced = runner.invoke(args=["periods", "close", "2026-11", "--force", "--reason", "月底发薪"])
     assert forced.exit_code == 0, forced.output
     assert "results version 1" in forced.output

@@ -39,6 +39,8 @@ class PeriodRow(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     results_version: Mapped[int] = mapped_column(Integer, default=0)
     revision_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the reviewers of its undecided appeals were last told the close waits for them.
+    held_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -115,6 +115,7 @@ def as_period(row: PeriodRow) -> Period:
 # A close claimed this long ago without finishing belonged to a process that died: its
 # transaction rolled back, so the close may be claimed again and done whole.
 STALE_CLOSE = timedelta(minutes=30)
+REMIND_HELD_EVERY = timedelta(days=1)
 
 
 @dataclass
@@ -139,8 +140,12 @@ def close_period(
         return CloseOutcome("already", f"{row.key} is already closed.", row.results_version)
     held = blockers(row)
     if held.any and not force:
-        if held.appeals:
+        # The scheduler retries every quarter hour; the reviewers hear of it once a day.
+        if held.appeals and (
+            row.held_reminded_at is None or now - row.held_reminded_at >= REMIND_HELD_EVERY
+        ):
             remind_blocking_reviewers(row.first_day, row.last_day, row.key)
+            row.held_reminded_at = now
         db.session.commit()
         return CloseOutcome(
             "held",
