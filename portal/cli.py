@@ -284,9 +284,11 @@ def plans_export(position: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 def results_export(period_key: str, fmt: str) -> None:
     """Write the period's scores, ranks and tiers (provisional until closed) to standard output."""
+    from portal.periods.services import frozen_results
     from portal.scoring.export import write_results
 
-    write_results(sys.stdout, _period(period_key), fmt)
+    period = _period(period_key)
+    write_results(sys.stdout, period, fmt, frozen_results(period.key))
 
 
 @periods_cli.command("close")

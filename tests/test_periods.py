@@ -295,3 +295,42 @@ def test_an_appeal_upheld_after_the_close_flags_a_revision_that_makes_a_new_vers
         qa_line = [[ln for ln in r.lines if ln["metric"] == "qa_score"][0] for r in versions]
         assert [ln["value"] for ln in qa_line] == [50, 90]  # the old version stays as it was
         assert not db.session.get(PeriodRow, row.id).revision_pending
+
+
+def test_results_export_reads_the_frozen_version_once_closed(app, scored_month, runner):
+    import csv
+    import io
+
+    provisional = list(
+        csv.DictReader(
+            io.StringIO(runner.invoke(args=["results", "export", "--period", "2026-11"]).output)
+        )
+    )
+    assert [r["status"] for r in provisional] == ["provisional"]
+    assert runner.invoke(args=["periods", "close", "2026-11"]).exit_code == 0
+    with app.app_context():  # data arriving after the close changes nothing frozen
+        late = _interaction(scored_month.id, date(2026, 11, 4), source="late")
+        late.talk_s = 900  # a long call: the provisional AHT would change
+        db.session.add(late)
+        from portal.metrics.stats import rebuild_day_stats
+
+        rebuild_day_stats(date(2026, 11, 4), date(2026, 11, 4))
+        db.session.commit()
+    final = list(
+        csv.DictReader(
+            io.StringIO(runner.invoke(args=["results", "export", "--period", "2026-11"]).output)
+        )
+    )
+    assert [r["status"] for r in final] == ["final"]
+    assert final[0]["final"] == provisional[0]["final"]
+    assert final[0]["score_aht"] == provisional[0]["score_aht"]
+    with app.app_context():
+        from portal.metrics.periods import parse_period as key
+        from portal.scoring.services import all_results
+
+        [now] = all_results(key("2026-11"))
+        assert str(now.results[0].lines[0].score) != final[0]["score_aht"]  # it did move
+    data = runner.invoke(args=["results", "export", "--period", "2026-11", "--format", "json"])
+    import json
+
+    assert json.loads(data.output)[0]["lines"][0]["metric"] == "aht"

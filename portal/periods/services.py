@@ -10,7 +10,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
-from portal.accounts.models import Role, User, UserRole
+from portal.accounts.models import Position, Role, User, UserRole
 from portal.audit.services import record
 from portal.extensions import db
 from portal.metrics.models import Interaction, QaEvaluation, UploadTask
@@ -19,7 +19,8 @@ from portal.notifications.services import notify
 from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
 from portal.qa.models import Appeal
 from portal.qa.services import remind_blocking_reviewers, undecided_appeals
-from portal.scoring.models import Plan
+from portal.scoring.engine import rounded
+from portal.scoring.models import Plan, PlanVersion
 from portal.scoring.services import all_results
 
 AHEAD = 1  # periods created beyond the current one, per kind
@@ -306,3 +307,59 @@ def _admins() -> list[User]:
             )
         )
     )
+
+
+def frozen_results(key: str) -> list[dict] | None:
+    """A closed period's latest results version, in the layout of `flask results export`
+    (status "final"); None while the period is not closed."""
+    row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+    if row is None or row.closed_at is None:
+        return None
+    version = db.session.scalar(
+        select(ResultsVersion)
+        .where(ResultsVersion.period_id == row.id)
+        .order_by(ResultsVersion.number.desc())
+        .limit(1)
+    )
+    found = db.session.execute(
+        select(ResultRow, User, Position.name)
+        .join(User, User.id == ResultRow.agent_id)
+        .join(PlanVersion, PlanVersion.id == ResultRow.plan_version_id)
+        .join(Plan, Plan.id == PlanVersion.plan_id)
+        .join(Position, Position.id == Plan.position_id)
+        .where(ResultRow.version_id == version.id)
+        .order_by(
+            Position.name, ResultRow.cohort, ResultRow.rank.is_(None), ResultRow.rank, User.agent_no
+        )
+    ).all()
+    shown = rounded
+    return [
+        {
+            "period": key,
+            "agent_no": agent.agent_no,
+            "name": agent.name,
+            "team": agent.team.name if agent.team else "",
+            "position": position,
+            "cohort": result.cohort,
+            "weighted": shown(result.weighted),
+            "bonus": shown(result.bonus),
+            "deductions": shown(result.deductions),
+            "offset": shown(result.offset),
+            "final": shown(result.final),
+            "gate_open": result.gate_open,
+            "eligible": result.eligible,
+            "rank": result.rank,
+            "tier_multiplier": result.tier_multiplier,
+            "status": "final",
+            "lines": [
+                {
+                    **line,
+                    "weight": shown(line["weight"]),
+                    "score": shown(line["score"]),
+                    "value": None if line["value"] is None else round(line["value"], 4),
+                }
+                for line in result.lines
+            ],
+        }
+        for result, agent, position in found
+    ]

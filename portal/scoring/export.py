@@ -87,8 +87,11 @@ def _value(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def write_results(out: TextIO, period: Period, fmt: str) -> None:
-    rows = result_rows(period, all_results(period))
+def write_results(out: TextIO, period: Period, fmt: str, rows: list[dict] | None = None) -> None:
+    """The period's results: `rows` when given (a closed period's frozen version), else the
+    provisional ones computed now."""
+    if rows is None:
+        rows = result_rows(period, all_results(period))
     if fmt == "json":
         json.dump(rows, out, ensure_ascii=False, indent=1)
         out.write("\n")
