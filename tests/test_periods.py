@@ -334,3 +334,19 @@ def test_results_export_reads_the_frozen_version_once_closed(app, scored_month, 
     import json
 
     assert json.loads(data.output)[0]["lines"][0]["metric"] == "aht"
+
+
+def test_admins_close_now_or_force_with_a_reason_from_the_page(app, scored_month):
+    from tests.conftest import post
+
+    client = app.test_client()
+    login(client, "admin")
+    with app.app_context():
+        row_id = services.ensure_period(parse_period("2026-11")).id
+        db.session.commit()
+    page = client.get("/admin/periods").get_data(True)
+    assert 'id="period-close-2026-11"' in page and "立即结算" in page
+    assert post(client, f"/admin/periods/{row_id}/close", {}).status_code == 302
+    with app.app_context():
+        assert db.session.get(PeriodRow, row_id).closed_at is not None
+    assert post(client, "/admin/periods/999/close", {}).status_code == 404

@@ -59,6 +59,7 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "alerts.rule_list": ADMIN,
     "periods.period_list": ADMIN,
     "periods.period_revise": ADMIN,
+    "periods.period_close": ADMIN,
     "qa.evaluation_list": EVERYONE,  # lists what the viewer may see
     "qa.evaluation_detail": EVERYONE,  # object rule: QA staff, admins, the agent and lead
     "qa.evaluation_release": frozenset({QA, QL}),
@@ -199,6 +200,7 @@ POST_ONLY = {
     "alerts.rule_create": "/alerts/rules",
     "qa.evaluation_release": "/qa/evaluations/1/release",
     "periods.period_revise": "/admin/periods/1/revise",
+    "periods.period_close": "/admin/periods/1/close",
     "qa.score_save": "/qa/score/1",
     "qa.appeal_review": "/qa/appeals/1/review",
     "qa.appeal_decide": "/qa/appeals/1/decide",

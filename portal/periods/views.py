@@ -22,6 +22,11 @@ STATES = {
     "closing": _l("closing"),
     "closed": _l("closed"),
 }
+HELD = _l(
+    "The close is held back by undecided appeals or running imports. Decide them first, or "
+    "force the close and write why it cannot wait."
+)
+BUSY = _l("Another process is closing this period right now; reload in a minute.")
 KINDS = {"weekly": _l("weekly"), "monthly": _l("monthly"), "quarterly": _l("quarterly")}
 
 
@@ -51,4 +56,21 @@ def period_revise(period_id: int):
         db.session.rollback()
         return render("periods/error.html", status=422, message=exc.message)
     db.session.commit()
+    return redirect_to(url_for("periods.period_list"))
+
+
+@bp.post("/admin/periods/<int:period_id>/close")
+@require("periods.manage")
+def period_close(period_id: int):
+    """Close now (what the scheduler would do), or force the close with a reason."""
+    row = db.session.get(PeriodRow, period_id)
+    if row is None:
+        abort(404)
+    force = request.form.get("force") == "1"
+    outcome = services.close_period(
+        row, utcnow(), actor=current_user, force=force, reason=request.form.get("reason", "")
+    )
+    if outcome.status in ("held", "busy"):
+        message = HELD if outcome.status == "held" else BUSY
+        return render("periods/error.html", status=409, message=message)
     return redirect_to(url_for("periods.period_list"))
