@@ -98,24 +98,24 @@ def import_inbox(now: datetime) -> str:
     return run(now)
 
 
-def evaluate_alerts(now: datetime) -> str:
-    """Check the alert rules on the agents' daily figures up to yesterday."""
+def _local_day(now: datetime):
     from zoneinfo import ZoneInfo
 
+    return now.astimezone(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
+
+
+def evaluate_alerts(now: datetime) -> str:
+    """Check the alert rules on the agents' daily figures up to yesterday."""
     from portal.alerts.services import evaluate_rules
 
-    today = now.astimezone(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
-    return evaluate_rules(today, now)
+    return evaluate_rules(_local_day(now), now)
 
 
 def sync_periods(now: datetime) -> str:
     """Create the periods of every plan's kind, up to one ahead."""
-    from zoneinfo import ZoneInfo
-
     from portal.periods.services import sync_periods as sync
 
-    today = now.astimezone(ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).date()
-    return f"created {sync(today)} period(s)"
+    return f"created {sync(_local_day(now))} period(s)"
 
 
 def close_periods(now: datetime) -> str:

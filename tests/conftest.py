@@ -172,3 +172,18 @@ def login(client, agent_no: str, password: str = PASSWORD, remember: bool = Fals
 def post(client, url: str, data: dict | None = None, **kwargs):
     """POST with the session's CSRF token, as the browser would."""
     return client.post(url, data={**(data or {}), "csrf_token": csrf_token(client)}, **kwargs)
+
+
+def count_queries(app, client, url: str) -> int:
+    """How many SQL statements answering `url` takes (list pages must not grow with length)."""
+    from sqlalchemy import event
+
+    count = []
+    with app.app_context():
+        listener = lambda *a, **k: count.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+    return len(count)

@@ -177,3 +177,50 @@ def test_qa_finds_interactions_by_agent_and_day(app, world):  # noqa: F811
     assert "没有该工号的坐席" in client.get("/qa/score?agent=ZZ&day=2026-11-03").get_data(True)
     assert "2026-11-03" in client.get("/qa/score?agent=A&day=03/11").get_data(True)
     assert "当天没有" in client.get("/qa/score?agent=A&day=2026-11-04").get_data(True)
+
+
+def test_the_evaluation_list_runs_a_fixed_number_of_queries(app, world, make_user):  # noqa: F811
+    from datetime import UTC, date, datetime, timedelta
+
+    from portal.accounts.models import Role
+    from portal.metrics.models import Interaction
+    from tests.conftest import count_queries
+
+    client = _client(app, "QL2")
+    at = datetime(2026, 11, 3, 1, tzinfo=UTC)
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            agent = make_user({Role.AGENT}, agent_no=f"X{i}")
+            with app.app_context():
+                call = Interaction(
+                    source_id=f"x{i}",
+                    queue="Q",
+                    agent_id=agent.id,
+                    offered_at=at,
+                    answered_at=at,
+                    ended_at=at + timedelta(minutes=1),
+                    offered_day=date(2026, 11, 3),
+                    offered_s=0,
+                    ended_s=60,
+                    wait_s=0,
+                    talk_s=60,
+                )
+                db.session.add(call)
+                db.session.flush()
+                db.session.add(
+                    QaEvaluation(
+                        source_id=f"q{i}",
+                        interaction_id=call.id,
+                        score=80,
+                        original_score=80,
+                        evaluated_at=at,
+                        released_at=at,
+                    )
+                )
+                db.session.commit()
+
+    add(2, 0)
+    few = count_queries(app, client, "/qa/evaluations")
+    add(10, 2)
+    assert count_queries(app, client, "/qa/evaluations") == few

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal.accounts import security
-from portal.accounts.models import Position, Role, Team, User
+from portal.accounts.models import Position, Role, Team, User, UserRole
 from portal.audit.services import record
 from portal.extensions import db
 
@@ -32,6 +32,20 @@ class AccountError(Exception):
 
 def led_team_ids(user: User) -> set[int]:
     return {t.id for t in user.led_teams}
+
+
+def active_with_role(role: Role) -> list[User]:
+    """Active users holding `role`, in id order (reviewers, admins to notify…)."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.active.is_(True),
+                User.id.in_(select(UserRole.user_id).where(UserRole.role == role.value)),
+            )
+            .order_by(User.id)
+        )
+    )
 
 
 def can_view_user(viewer: User, user: User) -> bool:

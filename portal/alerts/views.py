@@ -6,6 +6,7 @@ from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, Team, User
 from portal.accounts.services import led_team_ids
@@ -15,12 +16,11 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.metrics.compute import AGENT_CODES, RATES
 from portal.metrics.labels import format_metric, metric_name
+from portal.notifications.services import COMPARISONS
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
 
 bp = Blueprint("alerts", __name__)
-
-COMPARISONS = {"below": _l("below"), "above": _l("above")}
 
 
 def _rule_form_context(**extra) -> dict:
@@ -97,7 +97,11 @@ def rule_set_active(rule_id: int):
 def plan_list():
     """Admins: every plan; leads: their teams' members'; everyone: their own."""
     status = request.args.get("status", "open")
-    stmt = select(ImprovementPlan).join(User, User.id == ImprovementPlan.user_id)
+    stmt = (
+        select(ImprovementPlan)
+        .join(User, User.id == ImprovementPlan.user_id)
+        .options(joinedload(ImprovementPlan.user))
+    )
     if not current_user.has_role(Role.ADMIN):
         mine = ImprovementPlan.user_id == current_user.id
         teams = led_team_ids(current_user) if current_user.has_role(Role.TEAM_LEAD) else set()

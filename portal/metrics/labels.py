@@ -30,6 +30,9 @@ NAMES = {
 }
 
 
+PERIOD_KIND_NAMES = {"weekly": _l("weekly"), "monthly": _l("monthly"), "quarterly": _l("quarterly")}
+
+
 def metric_name(code: str) -> str:
     return str(NAMES.get(code, code))
 

@@ -8,6 +8,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal.db import utcnow
 from portal.extensions import db
@@ -45,6 +46,7 @@ def import_list():
     )
     running = db.session.scalars(
         select(UploadTask)
+        .options(joinedload(UploadTask.user))
         .where(UploadTask.status.in_(("queued", "running")))
         .order_by(UploadTask.id)
     ).all()

@@ -10,7 +10,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
-from portal.accounts.models import Position, Role, User, UserRole
+from portal.accounts.models import Position, Role, User
+from portal.accounts.services import active_with_role
 from portal.audit.services import record
 from portal.extensions import db
 from portal.metrics.models import Interaction, QaEvaluation, UploadTask
@@ -98,12 +99,17 @@ class Blockers:
         return bool(self.appeals or self.imports)
 
 
-def blockers(row: PeriodRow) -> Blockers:
-    running = db.session.scalar(
+def running_imports() -> int:
+    return db.session.scalar(
         select(func.count(UploadTask.id)).where(
             UploadTask.action == "import", UploadTask.status.in_(("queued", "running"))
         )
     )
+
+
+def blockers(row: PeriodRow, running: int | None = None) -> Blockers:
+    """What holds the close back (`running`: the import count, when already known)."""
+    running = running_imports() if running is None else running
     return Blockers(len(undecided_appeals(row.first_day, row.last_day)), running)
 
 
@@ -177,7 +183,7 @@ def close_period(
         row.id,
         summary=f"{row.key} v{number}" + (f": {reason.strip()}" if force else ""),
     )
-    for admin in _admins():
+    for admin in active_with_role(Role.ADMIN):
         notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
     db.session.commit()
     return CloseOutcome("closed", f"{row.key} closed: results version {number}.", number)
@@ -246,7 +252,7 @@ def flag_revisions(now: datetime) -> int:
         if latest is None or _upheld_after(row, latest) == 0:
             continue
         row.revision_pending = True
-        for admin in _admins():
+        for admin in active_with_role(Role.ADMIN):
             notify(admin, "period_revision", {"period": row.key}, "/admin/periods")
         flagged += 1
     return flagged
@@ -296,17 +302,6 @@ def close_due_periods(now: datetime) -> str:
     outcomes = [close_period(row, now).status for row in due]
     summary = ", ".join(f"{s}: {outcomes.count(s)}" for s in sorted(set(outcomes)))
     return (summary or "none due") + (f"; {flagged} flagged for revision" if flagged else "")
-
-
-def _admins() -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User).where(
-                User.active.is_(True),
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.ADMIN.value)),
-            )
-        )
-    )
 
 
 def frozen_results(key: str) -> list[dict] | None:

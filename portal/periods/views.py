@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal.db import utcnow
 from portal.extensions import db
+from portal.metrics.labels import PERIOD_KIND_NAMES
 from portal.periods import services
 from portal.periods.models import PeriodRow
 from portal.web.auth import require
@@ -27,7 +28,6 @@ HELD = _l(
     "force the close and write why it cannot wait."
 )
 BUSY = _l("Another process is closing this period right now; reload in a minute.")
-KINDS = {"weekly": _l("weekly"), "monthly": _l("monthly"), "quarterly": _l("quarterly")}
 
 
 @bp.get("/admin/periods")
@@ -40,8 +40,11 @@ def period_list():
         per_page=25,
         error_out=False,
     )
-    rows = [(row, services.state(row, now), services.blockers(row)) for row in page.items]
-    return render("periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=KINDS)
+    running = services.running_imports()
+    rows = [(row, services.state(row, now), services.blockers(row, running)) for row in page.items]
+    return render(
+        "periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=PERIOD_KIND_NAMES
+    )
 
 
 @bp.post("/admin/periods/<int:period_id>/revise")

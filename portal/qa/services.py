@@ -20,8 +20,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from portal.accounts.models import Position, Role, User, UserRole
-from portal.accounts.services import can_view_user
+from portal.accounts.models import Position, Role, User
+from portal.accounts.services import active_with_role, can_view_user
 from portal.audit.services import record
 from portal.extensions import db
 from portal.metrics import stats
@@ -451,24 +451,11 @@ def _event(appeal: Appeal, actor: User | None, kind: str, detail: dict, now: dat
     db.session.flush()
 
 
-def _active_with(role: Role) -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(
-                User.active.is_(True),
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == role.value)),
-            )
-            .order_by(User.id)
-        )
-    )
-
-
 def _pick_reviewer(evaluation: QaEvaluation, exclude: set[int] = frozenset()) -> User:
     """The QA lead (not the evaluator) with the fewest open appeals; an admin if none."""
     leads = [
         u
-        for u in _active_with(Role.QA_LEAD)
+        for u in active_with_role(Role.QA_LEAD)
         if u.id != evaluation.evaluator_id and u.id not in exclude
     ]
     if leads:
@@ -482,7 +469,7 @@ def _pick_reviewer(evaluation: QaEvaluation, exclude: set[int] = frozenset()) ->
         return min(leads, key=lambda u: (load.get(u.id, 0), u.id))
     admins = [
         u
-        for u in _active_with(Role.ADMIN)
+        for u in active_with_role(Role.ADMIN)
         if u.id != evaluation.evaluator_id and u.id not in exclude
     ]
     if not admins:

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, User
 from portal.accounts.services import led_team_ids
@@ -63,7 +64,9 @@ def evaluation_list():
         mine = Interaction.agent_id == current_user.id
         stmt = stmt.where(or_(mine, User.team_id.in_(teams)) if teams else mine)
     page = db.paginate(
-        stmt.order_by(QaEvaluation.evaluated_at.desc(), QaEvaluation.id.desc()),
+        stmt.options(joinedload(QaEvaluation.interaction).joinedload(Interaction.agent)).order_by(
+            QaEvaluation.evaluated_at.desc(), QaEvaluation.id.desc()
+        ),
         page=request.args.get("page", 1, type=int),
         per_page=25,
         error_out=False,
@@ -423,7 +426,10 @@ def appeal_dashboard():
     mean score, overturn rate."""
     now = utcnow()
     open_appeals = db.session.scalars(
-        select(Appeal).where(Appeal.status.in_(OPEN_APPEAL_STATES)).order_by(Appeal.due_at)
+        select(Appeal)
+        .options(joinedload(Appeal.agent), joinedload(Appeal.reviewer))
+        .where(Appeal.status.in_(OPEN_APPEAL_STATES))
+        .order_by(Appeal.due_at)
     ).all()
     decided = db.session.scalars(
         select(Appeal).where(Appeal.status.in_(("upheld", "partially_upheld", "rejected")))

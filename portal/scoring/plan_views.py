@@ -4,14 +4,13 @@ new version."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, request, url_for
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.models import Position
 from portal.extensions import db
 from portal.metrics.compute import AGENT_CODES, LOWER_IS_BETTER
-from portal.metrics.labels import metric_name
+from portal.metrics.labels import PERIOD_KIND_NAMES, metric_name
 from portal.metrics.periods import period_of
 from portal.scoring import plans, services
 from portal.scoring.engine import CATEGORIES
@@ -24,7 +23,6 @@ bp = Blueprint("plans", __name__)
 
 BLANK_LINES, BLANK_SCENARIOS, BLANK_TIERS = 2, 1, 1
 BAND = ("threshold", "target", "stretch")
-PERIOD_KIND_NAMES = {"weekly": _l("weekly"), "monthly": _l("monthly"), "quarterly": _l("quarterly")}
 
 
 @bp.get("/plans")
