@@ -41,6 +41,23 @@ class PeriodRow(db.Model):
     revision_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the reviewers of its undecided appeals were last told the close waits for them.
     held_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "Close now" on the periods page asks the scheduler to close (a close is long work, never
+    # run in a web request): who asked, whether to force past the blockers, and why.
+    close_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    close_force: Mapped[bool] = mapped_column(Boolean, default=False)
+    close_reason: Mapped[str] = mapped_column(String(500), default="")
+    # The close's progress while it runs: its step (freezing, certificates, finishing) and,
+    # for the certificates, how many of how many are rendered. Each step commits.
+    close_step: Mapped[str | None] = mapped_column(String(12))
+    close_done: Mapped[int] = mapped_column(Integer, default=0)
+    close_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Publishing makes the results (this version) and the awards visible to agents.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -70,6 +87,9 @@ class ResultRow(db.Model):
         ForeignKey("results_versions.id", ondelete="CASCADE"), index=True
     )
     agent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The agent's team when the results were frozen (team boards read the snapshot).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    handled: Mapped[int] = mapped_column(Integer, default=0)
     plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
     cohort: Mapped[str] = mapped_column(String(120))
     weighted: Mapped[float | None] = mapped_column(Float)
