@@ -113,6 +113,39 @@ def blockers(row: PeriodRow, running: int | None = None) -> Blockers:
     return Blockers(len(undecided_appeals(row.first_day, row.last_day)), running)
 
 
+@dataclass(frozen=True)
+class Visible:
+    """Which results of a period a person sees: `provisional` (computed live, the period is not
+    closed), `final` (results version `version`; `published` says whether agents see it too)
+    or `awaiting` (closed, not yet published: an agent sees nothing yet)."""
+
+    kind: str  # provisional | final | awaiting
+    version: int | None = None
+    published: bool = False
+
+
+def visible_results(row: PeriodRow | None, viewer: User) -> Visible:
+    """Agents see a closed period's results once published (the published version); team
+    leads, QA and admins see the latest version as soon as the period is closed."""
+    if row is None or row.closed_at is None:
+        return Visible("provisional")
+    published = row.published_version is not None
+    if viewer.has_role(Role.ADMIN, Role.LEAD, Role.QL):
+        return Visible("final", row.results_version, published)
+    if not published:
+        return Visible("awaiting")
+    return Visible("final", row.published_version, True)
+
+
+def version_id(row: PeriodRow, number: int) -> int | None:
+    """The id of results version `number` of the period."""
+    return db.session.scalar(
+        select(ResultsVersion.id).where(
+            ResultsVersion.period_id == row.id, ResultsVersion.number == number
+        )
+    )
+
+
 def as_period(row: PeriodRow) -> Period:
     return parse_period(row.key)
 
