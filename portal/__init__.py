@@ -20,7 +20,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     if hops := app.config["PROXY_FIX_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from portal import cli, errors, extensions, models  # noqa: F401 - models: full metadata
+    from portal import cli, errors, extensions, models, pdf  # noqa: F401 - models: full metadata
     from portal.web import filters, session
 
     extensions.db.init_app(app)
@@ -38,16 +38,21 @@ def create_app(overrides: dict | None = None) -> Flask:
     filters.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    if pdf.subsetting_missing():
+        app.logger.warning(pdf.SUBSETTING_MISSING)
 
     from portal.accounts.views import bp as accounts_bp
     from portal.alerts.views import bp as alerts_bp
     from portal.api.admin import bp as api_tokens_bp
     from portal.api.views import bp as api_bp
     from portal.audit.views import bp as audit_bp
+    from portal.awards.views import bp as awards_bp
     from portal.home.views import bp as home_bp
+    from portal.leaderboards.views import bp as leaderboards_bp
     from portal.metrics.upload_views import bp as imports_bp
     from portal.metrics.views import bp as metrics_bp
     from portal.notifications.views import bp as notifications_bp
+    from portal.periods.report_views import bp as period_reports_bp
     from portal.periods.views import bp as periods_bp
     from portal.qa.views import bp as qa_bp
     from portal.scoring.plan_views import bp as plans_bp
@@ -65,6 +70,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         alerts_bp,
         qa_bp,
         periods_bp,
+        period_reports_bp,
+        awards_bp,
+        leaderboards_bp,
         imports_bp,
         system_bp,
         api_bp,

@@ -25,6 +25,8 @@ metrics_cli = AppGroup("metrics", help="Computed metrics.")
 plans_cli = AppGroup("plans", help="Assessment plans (JSON, interfaces.md).")
 results_cli = AppGroup("results", help="Scores, ranks and tiers.")
 periods_cli = AppGroup("periods", help="Assessment periods and their close.")
+awards_cli = AppGroup("awards", help="Awards and their certificates.")
+AWARD_COLUMNS = ["award", "agent_no", "name", "status", "certificate_no", "pdf_path"]
 
 
 def fail(message: str) -> None:
@@ -122,6 +124,11 @@ def demo_seed(if_empty: bool, activity_days: int | None) -> None:
         counts |= seed_qa_activity(utcnow())
         db.session.commit()
         click.echo("  " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+        from portal.demo.seed import seed_period_history
+
+        click.echo("Closing the past periods (results, awards, certificates)…")
+        history = seed_period_history(utcnow())
+        click.echo("  " + ", ".join(f"{n} {what}" for what, n in history.items()))
     logins = demo_logins()
     if logins:
         click.echo(f"Demo logins (password {DEMO_PASSWORD}):")
@@ -299,6 +306,12 @@ def periods_close(period_key: str, force: bool, reason: str) -> None:
     """Close one period now, exactly as the scheduler would."""
     from portal.periods.services import close_period, ensure_period
 
+    def progress(row) -> None:
+        if row.close_step == "certificates" and row.close_total:
+            click.echo(f"{row.key}: certificates {row.close_done}/{row.close_total}", err=True)
+        elif row.close_step == "freezing":
+            click.echo(f"{row.key}: freezing results and nominating awards…", err=True)
+
     row = ensure_period(_period(period_key))
     db.session.commit()
     outcome = close_period(
@@ -306,10 +319,73 @@ def periods_close(period_key: str, force: bool, reason: str) -> None:
         utcnow(),
         force=force,
         reason=reason or ("forced from the command line" if force else ""),
+        progress=progress,
     )
     if outcome.status in ("held", "busy"):
         fail(outcome.message)
     click.echo(outcome.message)
+
+
+@periods_cli.command("publish")
+@click.argument("period_key")
+def periods_publish(period_key: str) -> None:
+    """Publish a closed period's results and awards (agents see them; points are granted)."""
+    from portal.periods.models import PeriodRow
+    from portal.periods.services import PeriodError, publish_period, render_certificates
+
+    key = _period(period_key).key
+    row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+    if row is None:
+        fail(f"There is no period {key}.")
+    now = utcnow()
+    with force_locale("en"):
+        try:
+            count = publish_period(row, None, now)
+        except PeriodError as exc:
+            db.session.rollback()
+            fail(str(exc.message))
+    db.session.commit()
+    render_certificates(row, now)
+    click.echo(f"{key} published: results version {row.published_version}, {count} award(s).")
+
+
+@awards_cli.command("list")
+@click.option("--period", "period_key", required=True, help="2026-11, 2026-W47 or 2026-Q4")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+def awards_list(period_key: str, fmt: str) -> None:
+    """The period's awards: award, agent_no, name, status, certificate_no, pdf_path."""
+    import csv
+    import json
+
+    from portal.awards.certificates import folder
+    from portal.awards.models import Award
+    from portal.periods.models import PeriodRow
+
+    key = _period(period_key).key
+    row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+    if row is None:
+        fail(f"There is no period {key}.")
+    awards = db.session.scalars(
+        select(Award).where(Award.period_id == row.id).order_by(Award.award_type_id, Award.id)
+    )
+    rows = [
+        {
+            "award": award.award_type.code,
+            "agent_no": award.agent.agent_no,
+            "name": award.agent.name,
+            "status": award.status,
+            "certificate_no": award.certificate_no,
+            "pdf_path": str((folder() / award.pdf_path).resolve()) if award.pdf_path else "",
+        }
+        for award in awards
+    ]
+    if fmt == "json":
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=AWARD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def init_app(app: Flask) -> None:
@@ -322,5 +398,6 @@ def init_app(app: Flask) -> None:
         plans_cli,
         results_cli,
         periods_cli,
+        awards_cli,
     ):
         app.cli.add_command(group)

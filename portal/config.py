@@ -87,6 +87,8 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "APPEAL_DECISION_WORKING_DAYS": _int(env, "APPEAL_DECISION_WORKING_DAYS", 3, minimum=1),
         "SCHEDULER_ENABLED": _bool(env, "SCHEDULER_ENABLED", True),
         "INBOX_DIR": env.get("INBOX_DIR") or str(instance / "inbox"),
+        # Rendered certificate PDFs, one folder per period.
+        "CERTIFICATES_DIR": env.get("CERTIFICATES_DIR") or str(instance / "certificates"),
         # Cookies: signed, HTTP-only, same-site; Secure whenever the portal is served over HTTPS.
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -91,6 +91,20 @@ def run_upload_tasks() -> None:
         log.info("upload tasks wait: %s", exc.orig)
 
 
+def run_close_requests() -> None:
+    """Close the periods an admin asked to close now (every few seconds, like uploads; each
+    close claims its period itself)."""
+    from sqlalchemy.exc import OperationalError
+
+    from portal.periods.services import run_requested_closes
+
+    try:
+        run_requested_closes(utcnow())
+    except OperationalError as exc:  # SQLite: an import holds the write lock; next poll
+        db.session.rollback()
+        log.info("close requests wait: %s", exc.orig)
+
+
 def import_inbox(now: datetime) -> str:
     """Import the files waiting in INBOX_DIR."""
     from portal.metrics.inbox import import_inbox as run
@@ -285,6 +299,7 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
             for job in JOBS:
                 run_job(job)
             run_upload_tasks()
+            run_close_requests()
         return
 
     scheduler = BlockingScheduler(
@@ -300,6 +315,12 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
         _in_app(app, run_upload_tasks),
         IntervalTrigger(seconds=UPLOAD_POLL_SECONDS, start_date=EPOCH),
         id="upload_tasks",
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        _in_app(app, run_close_requests),
+        IntervalTrigger(seconds=UPLOAD_POLL_SECONDS, start_date=EPOCH),
+        id="close_requests",
         next_run_time=utcnow(),
     )
     for job in JOBS:

@@ -11,6 +11,12 @@ from flask import current_app
 # Families tried in order: whichever CJK font set-up installed (Debian: fonts-wqy-microhei, or
 # fonts-noto-cjk) prints the Chinese text.
 CJK_FONTS = '"WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", sans-serif'
+# Logged at start when the library is missing (docs/BENCHMARKS.md has the measured difference).
+SUBSETTING_MISSING = (
+    "HarfBuzz's subsetting library is not installed: certificates and PDF reports will be slow "
+    "(seconds per PDF, the CJK font is subset in Python). Install libharfbuzz-subset0 "
+    "(apt-get install libharfbuzz-subset0; `make setup` does it when run as root)."
+)
 
 
 def subsetting_missing() -> bool:

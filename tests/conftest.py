@@ -42,6 +42,7 @@ def app(tmp_path_factory):
             "SECRET_KEY": "test-secret",
             "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
             "SERVER_NAME": None,
+            "CERTIFICATES_DIR": str(tmp_path_factory.mktemp("certificates")),
         }
     )
     with app.app_context():

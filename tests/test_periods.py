@@ -348,5 +348,15 @@ def test_admins_close_now_or_force_with_a_reason_from_the_page(app, scored_month
     assert 'id="period-close-2026-11"' in page and "立即结算" in page
     assert post(client, f"/admin/periods/{row_id}/close", {}).status_code == 302
     with app.app_context():
-        assert db.session.get(PeriodRow, row_id).closed_at is not None
+        assert db.session.get(PeriodRow, row_id).closed_at is None  # the scheduler closes it
+    progress = client.get(f"/admin/periods/{row_id}/progress").get_data(True)
+    assert "hx-trigger" in progress and "调度器" in progress  # polls while it waits
+    with app.app_context():
+        from portal.db import utcnow
+
+        assert services.run_requested_closes(utcnow()) == 1
+        row = db.session.get(PeriodRow, row_id)
+        assert row.closed_at is not None and row.close_requested_at is None
+    progress = client.get(f"/admin/periods/{row_id}/progress").get_data(True)
+    assert "hx-trigger" not in progress and "已结束" in progress
     assert post(client, "/admin/periods/999/close", {}).status_code == 404

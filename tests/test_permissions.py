@@ -41,6 +41,9 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "accounts.position_edit": ADMIN,
     "audit.audit_list": ADMIN,
     "system.job_list": ADMIN,
+    "system.settings_edit": ADMIN,
+    "leaderboards.board": EVERYONE,  # shows what the viewer may see of the period
+    "leaderboards.awards_wall": EVERYONE,  # the PDF link only for holder, their lead, admins
     "metrics.my_metrics": EVERYONE,
     "metrics.agent_metrics": EVERYONE,  # object rule: as accounts.user_detail
     "metrics.team_metrics": frozenset({TL, AD}),  # object rule: the team's leads, admin
@@ -60,6 +63,22 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "periods.period_list": ADMIN,
     "periods.period_revise": ADMIN,
     "periods.period_close": ADMIN,
+    "period_reports.report": ADMIN,  # a closed period's (404 otherwise): tests/test_period_report
+    "period_reports.report_pdf": ADMIN,
+    "period_reports.results_file": ADMIN,
+    "periods.period_progress": ADMIN,
+    "periods.period_publish": ADMIN,
+    "awards.certificate_pdf": EVERYONE,  # holder (published), their lead, admins: per object
+    "awards.verify": PUBLIC,
+    "awards.certificates_zip": ADMIN,
+    "awards.award_admin": ADMIN,
+    "awards.award_decide": ADMIN,
+    "awards.award_revoke": ADMIN,
+    "awards.award_types": ADMIN,
+    "awards.award_type_create": ADMIN,
+    "awards.award_type_update": ADMIN,
+    "awards.nominate_form": frozenset({TL, AD}),
+    "awards.nominate": frozenset({TL, AD}),
     "qa.evaluation_list": EVERYONE,  # lists what the viewer may see
     "qa.evaluation_detail": EVERYONE,  # object rule: QA staff, admins, the agent and lead
     "qa.evaluation_release": frozenset({QA, QL}),
@@ -96,6 +115,8 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "api.openapi": PUBLIC,
     "api.post_interactions": API,  # bearer token, never a login (tests/test_api.py)
     "api.post_surveys": API,
+    "api.period_list": API,
+    "api.period_results": API,  # published results only (tests/test_period_results.py)
 }
 
 
@@ -160,6 +181,9 @@ def _url(endpoint: str, me, team) -> str | None:
         "accounts.position_edit": "/positions/new",
         "audit.audit_list": "/admin/audit",
         "system.job_list": "/admin/jobs",
+        "system.settings_edit": "/admin/settings",
+        "leaderboards.board": "/leaderboards",
+        "leaderboards.awards_wall": "/awards/wall",
         "system.healthz": "/healthz",
         "metrics.agent_metrics": f"/metrics/agents/{me.id}",
         "metrics.team_metrics": f"/metrics/teams/{team.id}",
@@ -175,6 +199,9 @@ def _url(endpoint: str, me, team) -> str | None:
         "alerts.rule_list": "/alerts/rules",
         "qa.evaluation_list": "/qa/evaluations",
         "periods.period_list": "/admin/periods",
+        "awards.award_admin": "/admin/awards",
+        "awards.award_types": "/admin/award-types",
+        "awards.nominate_form": "/awards/nominate",
         "qa.score_find": "/qa/score",
         "qa.appeal_dashboard": "/qa/appeals",
         "qa.rubric_list": "/qa/rubrics",
@@ -201,6 +228,12 @@ POST_ONLY = {
     "qa.evaluation_release": "/qa/evaluations/1/release",
     "periods.period_revise": "/admin/periods/1/revise",
     "periods.period_close": "/admin/periods/1/close",
+    "periods.period_publish": "/admin/periods/1/publish",
+    "awards.award_decide": "/admin/awards/1/decide",
+    "awards.award_revoke": "/admin/awards/1/revoke",
+    "awards.award_type_create": "/admin/award-types",
+    "awards.award_type_update": "/admin/award-types/1",
+    "awards.nominate": "/awards/nominate",
     "qa.score_save": "/qa/score/1",
     "qa.appeal_review": "/qa/appeals/1/review",
     "qa.appeal_decide": "/qa/appeals/1/decide",

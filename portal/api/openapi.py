@@ -59,6 +59,72 @@ RESULT = {
 }
 
 
+MOMENT = {"type": ["string", "null"], "format": "date-time", "description": "UTC, ISO 8601"}
+PERIOD = {
+    "type": "object",
+    "properties": {
+        "key": {**STRING, "examples": ["2026-11", "2026-W47", "2026-Q4"]},
+        "kind": {"enum": ["weekly", "monthly", "quarterly"]},
+        "first_day": {"type": "string", "format": "date"},
+        "last_day": {"type": "string", "format": "date"},
+        "state": {"enum": ["open", "grace", "closing", "closed"]},
+        "close_at": {**MOMENT, "description": "when the scheduler closes it (UTC)"},
+        "closed_at": MOMENT,
+        "published_at": MOMENT,
+        "results_version": {
+            "type": ["integer", "null"],
+            "description": "the latest frozen results version; null until the first close",
+        },
+        "published_version": {
+            "type": ["integer", "null"],
+            "description": "the results version published to agents; null until published",
+        },
+    },
+}
+SCORE = {"type": ["number", "null"]}
+RESULT_ROW = {
+    "type": "object",
+    "description": "one agent's result, as `flask results export --format json` writes it",
+    "properties": {
+        "period": STRING,
+        "agent_no": STRING,
+        "name": STRING,
+        "team": STRING,
+        "position": STRING,
+        "cohort": {**STRING, "examples": ["电话客服/regular", "电话客服/new"]},
+        "weighted": SCORE,
+        "bonus": NUMBER,
+        "deductions": NUMBER,
+        "offset": NUMBER,
+        "final": SCORE,
+        "gate_open": {"type": "boolean"},
+        "eligible": {"type": "boolean"},
+        "rank": {"type": ["integer", "null"], "description": "null when not eligible"},
+        "tier_multiplier": SCORE,
+        "status": {"const": "final"},
+        "lines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metric": STRING,
+                    "category": {"enum": ["quality", "efficiency", "experience", "development"]},
+                    "weight": NUMBER,
+                    "value": SCORE,
+                    "score": SCORE,
+                    "included": {"type": "boolean"},
+                    "note": {
+                        "type": ["string", "null"],
+                        "enum": ["no_value", "insufficient_sample", "gated", None],
+                    },
+                },
+            },
+        },
+    },
+}
+ERROR = {"type": "object", "properties": {"error": STRING}}
+
+
 def _import_path(name: str, schema: dict) -> dict:
     return {
         "post": {
@@ -89,6 +155,45 @@ def _import_path(name: str, schema: dict) -> dict:
     }
 
 
+PERIOD_PATHS = {
+    "/periods": {
+        "get": {
+            "summary": "Every period, newest first, with its state and results versions",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "the periods",
+                    "content": {"application/json": {"schema": {"type": "array", "items": PERIOD}}},
+                },
+                "401": {"description": "missing, unknown or revoked token"},
+            },
+        }
+    },
+    "/periods/{key}/results": {
+        "get": {
+            "summary": "A period's published results (the published results version)",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "schema": STRING},
+            ],
+            "responses": {
+                "200": {
+                    "description": "one row per scored agent",
+                    "content": {
+                        "application/json": {"schema": {"type": "array", "items": RESULT_ROW}}
+                    },
+                },
+                "401": {"description": "missing, unknown or revoked token"},
+                "404": {
+                    "description": "no such period, or its results are not published",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+            },
+        }
+    },
+}
+
+
 def document(base_url: str) -> dict:
     return {
         "openapi": "3.1.0",
@@ -98,5 +203,6 @@ def document(base_url: str) -> dict:
         "paths": {
             "/interactions": _import_path("interactions", INTERACTION),
             "/surveys": _import_path("survey responses", SURVEY),
+            **PERIOD_PATHS,
         },
     }

@@ -1,4 +1,5 @@
-"""The JSON API (interfaces.md): bearer tokens, imports, and its OpenAPI description."""
+"""The JSON API (interfaces.md): bearer tokens, imports, periods and their published results,
+and its OpenAPI description."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from functools import wraps
 
 from flask import Blueprint, current_app, g, request
 from flask_babel import force_locale
+from sqlalchemy import select
 
 from portal.api import services
 from portal.db import utcnow
 from portal.extensions import csrf, db
 from portal.metrics.ingest import json_table, run_import
+from portal.periods.models import PeriodRow
+from portal.periods.results import export_rows
+from portal.periods.services import state
 from portal.web.auth import public
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -74,6 +79,49 @@ def post_interactions():
 @token_required
 def post_surveys():
     return _import("surveys")
+
+
+def _time(moment):
+    return moment.isoformat() if moment is not None else None
+
+
+def _period(row: PeriodRow, now) -> dict:
+    return {
+        "key": row.key,
+        "kind": row.kind,
+        "first_day": row.first_day.isoformat(),
+        "last_day": row.last_day.isoformat(),
+        "state": state(row, now),
+        "close_at": _time(row.close_at),
+        "closed_at": _time(row.closed_at),
+        "published_at": _time(row.published_at),
+        "results_version": row.results_version or None,
+        "published_version": row.published_version,
+    }
+
+
+@bp.get("/periods")
+@token_required
+def period_list():
+    """Every period, newest first, with its state and results versions."""
+    now = utcnow()
+    rows = db.session.scalars(
+        select(PeriodRow).order_by(PeriodRow.first_day.desc(), PeriodRow.kind)
+    ).all()
+    return [_period(row, now) for row in rows]
+
+
+@bp.get("/periods/<key>/results")
+@token_required
+def period_results(key: str):
+    """The published results version of a period, in the layout of `flask results export`;
+    404 while the period is unknown or its results are not published."""
+    row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+    if row is None:
+        return {"error": f"there is no period {key!r}"}, 404
+    if row.closed_at is None or row.published_version is None:
+        return {"error": f"the results of {key} are not published"}, 404
+    return export_rows(row, row.published_version)
 
 
 @bp.get("/openapi.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -22,6 +23,8 @@ from portal.extensions import db
 SERVICE_STAR = "service_star"
 MOST_IMPROVED = "most_improved"
 STATUSES = ("nominated", "approved", "rejected", "published", "revoked")
+# The built-in awards' names in the reader's language (custom awards show their own name).
+BUILTIN_NAMES = {SERVICE_STAR: _l("Service Star"), MOST_IMPROVED: _l("Most Improved")}
 
 
 class AwardType(db.Model):
@@ -84,4 +87,5 @@ class Award(db.Model):
 
     award_type: Mapped[AwardType] = relationship(lazy="joined")
     agent = relationship("User", foreign_keys=[agent_id], lazy="joined")
+    nominator = relationship("User", foreign_keys=[nominated_by], lazy="joined")
     period = relationship("PeriodRow", lazy="joined")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from portal.accounts import security
@@ -165,3 +167,39 @@ def seed(if_empty: bool = False, today: date | None = None) -> bool:
         if rubric_of(position) is None:
             save_rubric(None, position, DEFAULT_RUBRIC)
     return True
+
+
+def seed_period_history(now: datetime) -> dict[str, int]:
+    """Close the demo's past periods as the scheduler would have, publish all but the latest
+    (left for the admin to review and publish), and have a team lead nominate someone for a
+    custom award in it."""
+    from portal.awards.services import define_award, nominate
+    from portal.periods.models import PeriodRow
+    from portal.periods.services import close_due_periods, publish_period, sync_periods
+
+    tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+    sync_periods(now.astimezone(tz).date())
+    db.session.commit()
+    close_due_periods(now)
+    closed = db.session.scalars(
+        select(PeriodRow).where(PeriodRow.closed_at.is_not(None)).order_by(PeriodRow.last_day)
+    ).all()
+    for row in closed[:-1]:
+        publish_period(row, None, now)
+    admin = db.session.scalar(select(User).where(User.agent_no == "admin"))
+    lead = db.session.scalar(select(User).where(User.agent_no == "20001"))
+    if closed and admin is not None and lead is not None and lead.led_teams:
+        mentor = define_award(admin, "金牌导师", "带教新员工成绩突出、乐于分享经验的坐席。", 200)
+        member = next((u for u in lead.led_teams[0].members if u.id != lead.id and u.active), None)
+        if member is not None:
+            nominate(
+                lead,
+                closed[-1].id,
+                closed[-1].key,
+                member,
+                mentor,
+                "主动带教两名新同事，整理了常见问题话术库。",
+                now,
+            )
+    db.session.commit()
+    return {"closed periods": len(closed), "published": max(len(closed) - 1, 0)}

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from portal.accounts.models import User
 from portal.db import utcnow
@@ -51,6 +51,15 @@ MESSAGES = {
         "An appeal upheld after period %(period)s closed changed its results: revise them as "
         "a new version."
     ),
+    "award_published": _l(
+        "Congratulations: you received the award %(award)s for %(period)s. Your certificate is "
+        "ready to download."
+    ),
+    "award_revoked": _l("Your award %(award)s for %(period)s was revoked: %(reason)s"),
+    "results_published": _l("The results of %(period)s are published: see your score."),
+    "close_held": _l(
+        "Period %(period)s was not closed: undecided appeals or running imports hold it back."
+    ),
     "appeal_blocks_close": _l(
         "Period %(period)s cannot close while the appeal on %(interaction)s is undecided."
     ),
@@ -67,7 +76,8 @@ COMPARISONS = {"below": _l("below"), "above": _l("above")}
 
 def message(notification: Notification) -> str:
     """The notification's text in the current language. Params hold plain values, except
-    `metric` (a metric code) and `comparison` (below/above), named here in that language."""
+    `metric` (a metric code), `comparison` (below/above) and a built-in award's code, named
+    here in that language."""
     template = MESSAGES.get(notification.kind)
     if template is None:
         return notification.kind
@@ -76,6 +86,10 @@ def message(notification: Notification) -> str:
         params["metric"] = metric_name(params["metric"])
     if "status" in params:
         params["status"] = str(APPEAL_OUTCOMES.get(params["status"], params["status"]))
+    if params.get("award_code"):
+        from portal.awards.models import BUILTIN_NAMES
+
+        params["award"] = str(BUILTIN_NAMES.get(params["award_code"], params["award"]))
     if "comparison" in params:
         params["comparison"] = str(COMPARISONS.get(params["comparison"], params["comparison"]))
     return str(template) % params
@@ -89,6 +103,18 @@ def notify(user: User, kind: str, params: dict, link: str = "") -> Notification:
     db.session.add(note)
     db.session.flush()
     return note
+
+
+def notify_many(user_ids: list[int], kind: str, params: dict, link: str = "") -> int:
+    """Tell many people the same thing in one statement (a period's results published)."""
+    if kind not in MESSAGES:
+        raise KeyError(kind)
+    if user_ids:
+        db.session.execute(
+            insert(Notification),
+            [{"user_id": uid, "kind": kind, "params": params, "link": link} for uid in user_ids],
+        )
+    return len(user_ids)
 
 
 def unread_count(user: User) -> int:

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
-from portal.accounts.models import Position, Role, User
+from portal.accounts.models import Role, User
 from portal.accounts.services import active_with_role
 from portal.audit.services import record
+from portal.awards.certificates import render_certificate
+from portal.awards.models import Award
+from portal.awards.services import nominate_by_rules, publish_awards
+from portal.db import utcnow
 from portal.extensions import db
 from portal.metrics.models import Interaction, QaEvaluation, UploadTask
 from portal.metrics.periods import Period, parse_period, period_of
-from portal.notifications.services import notify
+from portal.notifications.services import notify, notify_many
 from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
+from portal.periods.results import export_rows
 from portal.qa.models import Appeal
 from portal.qa.services import remind_blocking_reviewers, undecided_appeals
 from portal.scoring.engine import rounded
-from portal.scoring.models import Plan, PlanVersion
-from portal.scoring.services import all_results
+from portal.scoring.models import Plan
+from portal.scoring.services import PlanResults, all_results
 
 AHEAD = 1  # periods created beyond the current one, per kind
 
@@ -129,10 +135,9 @@ def visible_results(row: PeriodRow | None, viewer: User) -> Visible:
     leads, QA and admins see the latest version as soon as the period is closed."""
     if row is None or row.closed_at is None:
         return Visible("provisional")
-    published = row.published_version is not None
-    if viewer.has_role(Role.ADMIN, Role.LEAD, Role.QL):
-        return Visible("final", row.results_version, published)
-    if not published:
+    if viewer.has_role(Role.ADMIN, Role.TEAM_LEAD, Role.QA_LEAD):
+        return Visible("final", row.results_version, row.published_version == row.results_version)
+    if row.published_version is None:
         return Visible("awaiting")
     return Visible("final", row.published_version, True)
 
@@ -152,9 +157,9 @@ def as_period(row: PeriodRow) -> Period:
 
 # --- the close ------------------------------------------------------------------------------
 
-# A close claimed this long ago without finishing belonged to a process that died: its
-# transaction rolled back, so the close may be claimed again and done whole.
-STALE_CLOSE = timedelta(minutes=30)
+# A close whose last sign of progress is this old belonged to a process that died: the step it
+# was in rolled back, so the close may be claimed again and resumed from its last committed step.
+STALE_CLOSE = timedelta(minutes=10)
 REMIND_HELD_EVERY = timedelta(days=1)
 
 
@@ -172,10 +177,13 @@ def close_period(
     actor: User | None = None,
     force: bool = False,
     reason: str = "",
+    progress: Callable[[PeriodRow], None] | None = None,
 ) -> CloseOutcome:
-    """Close one period exactly once: claim it with a conditional update, freeze every plan's
-    results as a new results version in one transaction, and tell the admins. A second process
-    finds the claim taken; a rerun after a crash finds the stale claim and does it all."""
+    """Close one period exactly once, in steps that each commit: claim it with a conditional
+    update; freeze every plan's results as a new results version and nominate the awards (one
+    transaction); render the certificates (one commit each, counted for the progress shown);
+    mark it closed and tell the admins. A second process finds the claim taken; a rerun after
+    a crash finds the claim stale and resumes at the step that did not commit."""
     if row.closed_at is not None:
         return CloseOutcome("already", f"{row.key} is already closed.", row.results_version)
     held = blockers(row)
@@ -206,24 +214,66 @@ def close_period(
     db.session.commit()
     if not claimed:
         return CloseOutcome("busy", f"{row.key} is being closed by another process.")
+    started = utcnow()
+
+    def beat(row: PeriodRow) -> None:
+        """Commit a step, with a sign of life (the claim's time moved on by the time spent)."""
+        row.closing_at = now + (utcnow() - started)
+        db.session.commit()
+        if progress:
+            progress(row)
+
     row = db.session.get(PeriodRow, row.id)
-    number = _freeze(row, now, actor, reason.strip() if force else "")
-    row.closed_at = now
+    if row.close_step in (None, "freezing"):
+        row.close_step = "freezing"
+        beat(row)
+        number, found = _freeze(row, now, actor, reason.strip() if force else "")
+        nominate_by_rules(row.id, row.key, number, found, previous_finals(row), now)
+        row.close_step, row.close_done = "certificates", 0
+        row.close_total = len(_unrendered(row))
+        beat(row)
+    for award in _unrendered(row):
+        render_certificate(award, now)
+        row.close_done += 1
+        beat(row)
+    row.closed_at, row.close_step = now, None
+    row.close_requested_at, row.close_requested_by = None, None
+    row.close_force, row.close_reason = False, ""
     record(
         actor,
         "period.force_close" if force else "period.close",
         "period",
         row.id,
-        summary=f"{row.key} v{number}" + (f": {reason.strip()}" if force else ""),
+        summary=f"{row.key} v{row.results_version}" + (f": {reason.strip()}" if force else ""),
     )
     for admin in active_with_role(Role.ADMIN):
         notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
-    db.session.commit()
-    return CloseOutcome("closed", f"{row.key} closed: results version {number}.", number)
+    beat(row)
+    return CloseOutcome(
+        "closed", f"{row.key} closed: results version {row.results_version}.", row.results_version
+    )
 
 
-def _freeze(row: PeriodRow, now: datetime, actor: User | None, reason: str) -> int:
-    """Write the period's results as they are now as its next results version."""
+def _unrendered(row: PeriodRow) -> list[Award]:
+    """The period's awards still standing whose certificate is not rendered yet."""
+    return list(
+        db.session.scalars(
+            select(Award)
+            .where(
+                Award.period_id == row.id,
+                Award.status.in_(("nominated", "approved", "published", "revoked")),
+                Award.pdf_path.is_(None),
+            )
+            .order_by(Award.id)
+        )
+    )
+
+
+def _freeze(
+    row: PeriodRow, now: datetime, actor: User | None, reason: str
+) -> tuple[int, list[PlanResults]]:
+    """Write the period's results as they are now as its next results version; returns its
+    number and the scored plans it was written from."""
     version = ResultsVersion(
         period_id=row.id,
         number=row.results_version + 1,
@@ -233,25 +283,30 @@ def _freeze(row: PeriodRow, now: datetime, actor: User | None, reason: str) -> i
     )
     db.session.add(version)
     db.session.flush()
-    for found in all_results(as_period(row)):
-        for result in found.results:
-            db.session.add(
-                ResultRow(
-                    version_id=version.id,
-                    agent_id=result.key,
-                    plan_version_id=found.version.id,
-                    cohort=result.cohort,
-                    weighted=result.weighted,
-                    bonus=result.bonus,
-                    deductions=result.deductions,
-                    offset=result.offset,
-                    final=result.final,
-                    gate_open=result.gate_open,
-                    eligible=result.eligible,
-                    rank=result.rank,
-                    tier_multiplier=result.tier_multiplier,
-                    bonus_amount=result.bonus_amount,
-                    lines=[
+    found = all_results(as_period(row))
+    rows = []
+    for plan in found:
+        for result in plan.results:
+            agent = plan.agents[result.key]
+            rows.append(
+                {
+                    "version_id": version.id,
+                    "agent_id": result.key,
+                    "team_id": agent.team_id,
+                    "handled": result.handled,
+                    "plan_version_id": plan.version.id,
+                    "cohort": result.cohort,
+                    "weighted": result.weighted,
+                    "bonus": result.bonus,
+                    "deductions": result.deductions,
+                    "offset": result.offset,
+                    "final": result.final,
+                    "gate_open": result.gate_open,
+                    "eligible": result.eligible,
+                    "rank": result.rank,
+                    "tier_multiplier": result.tier_multiplier,
+                    "bonus_amount": result.bonus_amount,
+                    "lines": [
                         {
                             "metric": line.metric,
                             "category": line.category,
@@ -263,11 +318,71 @@ def _freeze(row: PeriodRow, now: datetime, actor: User | None, reason: str) -> i
                         }
                         for line in result.lines
                     ],
-                )
+                }
             )
+    if rows:
+        db.session.execute(insert(ResultRow), rows)
     row.results_version, row.revision_pending = version.number, False
     db.session.flush()
-    return version.number
+    return version.number, found
+
+
+def previous_finals(row: PeriodRow) -> dict[int, float]:
+    """Each agent's shown final in the latest closed period of the same kind before `row`,
+    for those who were ranked in it (进步标兵 compares against it)."""
+    before = db.session.scalar(
+        select(PeriodRow)
+        .where(
+            PeriodRow.kind == row.kind,
+            PeriodRow.last_day < row.first_day,
+            PeriodRow.closed_at.is_not(None),
+        )
+        .order_by(PeriodRow.last_day.desc())
+        .limit(1)
+    )
+    if before is None:
+        return {}
+    found = db.session.execute(
+        select(ResultRow.agent_id, ResultRow.final).where(
+            ResultRow.version_id == version_id(before, before.results_version),
+            ResultRow.rank.is_not(None),
+        )
+    )
+    return {agent_id: rounded(final) for agent_id, final in found}
+
+
+def request_close(row: PeriodRow, actor: User, now: datetime, force: bool, reason: str) -> None:
+    """ "Close now" from the periods page: the scheduler does it within seconds (long work is
+    never done in a web request); the page shows its progress."""
+    if row.closed_at is not None:
+        raise PeriodError(_l("This period is already closed."))
+    if force and not reason.strip():
+        raise PeriodError(_l("A forced close needs a reason: write why it cannot wait."))
+    row.close_requested_at, row.close_requested_by = now, actor.id
+    row.close_force, row.close_reason = force, reason.strip()[:500] if force else ""
+    record(actor, "period.close_requested", "period", row.id, summary=row.close_reason)
+
+
+def run_requested_closes(now: datetime) -> int:
+    """Close the periods an admin asked to close now (called every few seconds by the
+    scheduler). A held close is dropped and its requester told why."""
+    done = 0
+    for row in db.session.scalars(
+        select(PeriodRow)
+        .where(PeriodRow.close_requested_at.is_not(None), PeriodRow.closed_at.is_(None))
+        .order_by(PeriodRow.close_requested_at)
+    ).all():
+        actor = db.session.get(User, row.close_requested_by) if row.close_requested_by else None
+        outcome = close_period(
+            row, now, actor=actor, force=row.close_force, reason=row.close_reason
+        )
+        if outcome.status == "held":
+            row.close_requested_at, row.close_force, row.close_reason = None, False, ""
+            if actor is not None:
+                notify(actor, "close_held", {"period": row.key}, "/admin/periods")
+            db.session.commit()
+        done += outcome.status == "closed"
+    return done
 
 
 def flag_revisions(now: datetime) -> int:
@@ -311,7 +426,8 @@ def revise_period(row: PeriodRow, actor: User, reason: str, now: datetime) -> in
         raise PeriodError(_l("Only a closed period can be revised."))
     if not reason.strip():
         raise PeriodError(_l("Say why the results are revised."))
-    number = _freeze(row, now, actor, reason.strip())
+    number, found = _freeze(row, now, actor, reason.strip())
+    nominate_by_rules(row.id, row.key, number, found, previous_finals(row), now)
     record(actor, "period.revise", "period", row.id, summary=f"{row.key} v{number}: {reason}")
     return number
 
@@ -320,6 +436,67 @@ class PeriodError(ValueError):
     def __init__(self, message):
         super().__init__(str(message))
         self.message = message
+
+
+def publish_period(row: PeriodRow, actor: User | None, now: datetime) -> int:
+    """Publish a closed period's latest results version and its awards: agents see them and
+    are told; every nomination not rejected is published and its points granted (once). A
+    revised period is published again for its new version. Returns the awards published."""
+    if row.closed_at is None:
+        raise PeriodError(_l("Only a closed period can be published."))
+    if row.revision_pending:
+        raise PeriodError(
+            _l("An appeal changed this period's results: write a new results version first.")
+        )
+    claimed = db.session.execute(
+        update(PeriodRow)
+        .where(
+            PeriodRow.id == row.id,
+            or_(
+                PeriodRow.published_version.is_(None),
+                PeriodRow.published_version < PeriodRow.results_version,
+            ),
+        )
+        .values(
+            published_at=now,
+            published_by=actor.id if actor else None,
+            published_version=PeriodRow.results_version,
+        )
+    ).rowcount
+    if not claimed:
+        raise PeriodError(_l("This results version is already published."))
+    db.session.refresh(row)
+    awards = db.session.scalars(
+        select(Award)
+        .where(Award.period_id == row.id, Award.status.in_(("nominated", "approved")))
+        .order_by(Award.id)
+    ).all()
+    count = publish_awards(list(awards), actor, now)
+    agents = db.session.scalars(
+        select(ResultRow.agent_id).where(
+            ResultRow.version_id == version_id(row, row.published_version)
+        )
+    ).all()
+    notify_many(list(agents), "results_published", {"period": row.key}, "/scores/me")
+    record(
+        actor,
+        "period.publish",
+        "period",
+        row.id,
+        summary=f"{row.key} v{row.published_version}: {count} award(s)",
+    )
+    return count
+
+
+def render_certificates(row: PeriodRow, now: datetime) -> int:
+    """Render the certificates the period still lacks (awards approved after the close),
+    committing each."""
+    done = 0
+    for award in _unrendered(row):
+        render_certificate(award, now)
+        db.session.commit()
+        done += 1
+    return done
 
 
 def close_due_periods(now: datetime) -> str:
@@ -343,51 +520,4 @@ def frozen_results(key: str) -> list[dict] | None:
     row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
     if row is None or row.closed_at is None:
         return None
-    version = db.session.scalar(
-        select(ResultsVersion)
-        .where(ResultsVersion.period_id == row.id)
-        .order_by(ResultsVersion.number.desc())
-        .limit(1)
-    )
-    found = db.session.execute(
-        select(ResultRow, User, Position.name)
-        .join(User, User.id == ResultRow.agent_id)
-        .join(PlanVersion, PlanVersion.id == ResultRow.plan_version_id)
-        .join(Plan, Plan.id == PlanVersion.plan_id)
-        .join(Position, Position.id == Plan.position_id)
-        .where(ResultRow.version_id == version.id)
-        .order_by(
-            Position.name, ResultRow.cohort, ResultRow.rank.is_(None), ResultRow.rank, User.agent_no
-        )
-    ).all()
-    shown = rounded
-    return [
-        {
-            "period": key,
-            "agent_no": agent.agent_no,
-            "name": agent.name,
-            "team": agent.team.name if agent.team else "",
-            "position": position,
-            "cohort": result.cohort,
-            "weighted": shown(result.weighted),
-            "bonus": shown(result.bonus),
-            "deductions": shown(result.deductions),
-            "offset": shown(result.offset),
-            "final": shown(result.final),
-            "gate_open": result.gate_open,
-            "eligible": result.eligible,
-            "rank": result.rank,
-            "tier_multiplier": result.tier_multiplier,
-            "status": "final",
-            "lines": [
-                {
-                    **line,
-                    "weight": shown(line["weight"]),
-                    "score": shown(line["score"]),
-                    "value": None if line["value"] is None else round(line["value"], 4),
-                }
-                for line in result.lines
-            ],
-        }
-        for result, agent, position in found
-    ]
+    return export_rows(row, row.results_version)

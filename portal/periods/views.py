@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from portal.db import utcnow
 from portal.extensions import db
+from portal.jobs import heartbeat_age
 from portal.metrics.labels import PERIOD_KIND_NAMES
 from portal.periods import services
 from portal.periods.models import PeriodRow
 from portal.web.auth import require
-from portal.web.htmx import redirect_to, render
+from portal.web.htmx import is_partial, redirect_to, render
 
 bp = Blueprint("periods", __name__)
 
@@ -27,7 +28,6 @@ HELD = _l(
     "The close is held back by undecided appeals or running imports. Decide them first, or "
     "force the close and write why it cannot wait."
 )
-BUSY = _l("Another process is closing this period right now; reload in a minute.")
 
 
 @bp.get("/admin/periods")
@@ -50,9 +50,7 @@ def period_list():
 @bp.post("/admin/periods/<int:period_id>/revise")
 @require("periods.manage")
 def period_revise(period_id: int):
-    row = db.session.get(PeriodRow, period_id)
-    if row is None:
-        abort(404)
+    row = _period(period_id)
     try:
         services.revise_period(row, current_user, request.form.get("reason", ""), utcnow())
     except services.PeriodError as exc:
@@ -65,15 +63,62 @@ def period_revise(period_id: int):
 @bp.post("/admin/periods/<int:period_id>/close")
 @require("periods.manage")
 def period_close(period_id: int):
-    """Close now (what the scheduler would do), or force the close with a reason."""
+    """Close now, or force the close with a reason: the scheduler does it within seconds
+    (what it would do at the close time) and the page shows the progress."""
+    row = _period(period_id)
+    force = request.form.get("force") == "1"
+    if not force and services.blockers(row).any:
+        return render("periods/error.html", status=409, message=HELD)
+    try:
+        services.request_close(row, current_user, utcnow(), force, request.form.get("reason", ""))
+    except services.PeriodError as exc:
+        db.session.rollback()
+        return render("periods/error.html", status=422, message=exc.message)
+    db.session.commit()
+    return redirect_to(url_for("periods.period_list"))
+
+
+@bp.get("/admin/periods/<int:period_id>/progress")
+@require("periods.manage")
+def period_progress(period_id: int):
+    """The close's progress, polled by the periods page while it runs."""
+    row = _period(period_id)
+    now = utcnow()
+    age = heartbeat_age(now)
+    waiting = (now - row.close_requested_at).total_seconds() if row.close_requested_at else 0
+    response = render(
+        "periods/_progress.html",
+        None,
+        row=row,
+        state=services.state(row, now),
+        states=STATES,
+        no_scheduler=row.closing_at is None and waiting > 10 and (age is None or age > 120),
+    )
+    if row.closed_at is not None and is_partial():
+        response.headers["HX-Refresh"] = "true"  # the row's actions change: publish, awards
+    return response
+
+
+@bp.post("/admin/periods/<int:period_id>/publish")
+@require("periods.manage")
+def period_publish(period_id: int):
+    """Publish the period's latest results version and its awards."""
+    row = _period(period_id)
+    now = utcnow()
+    try:
+        services.publish_period(row, current_user, now)
+    except services.PeriodError as exc:
+        db.session.rollback()
+        return render("periods/error.html", status=409, message=exc.message)
+    db.session.commit()
+    services.render_certificates(row, now)
+    if request.form.get("next") == "awards":
+        return redirect_to(url_for("awards.award_admin", period=row.key))
+    return redirect_to(url_for("periods.period_list"))
+
+
+def _period(period_id: int) -> PeriodRow:
     row = db.session.get(PeriodRow, period_id)
     if row is None:
         abort(404)
-    force = request.form.get("force") == "1"
-    outcome = services.close_period(
-        row, utcnow(), actor=current_user, force=force, reason=request.form.get("reason", "")
-    )
-    if outcome.status in ("held", "busy"):
-        message = HELD if outcome.status == "held" else BUSY
-        return render("periods/error.html", status=409, message=message)
-    return redirect_to(url_for("periods.period_list"))
+    return row

@@ -37,48 +37,74 @@ def _score(value: float | None) -> float | None:
     return engine.rounded(value)
 
 
+def export_row(
+    period_key: str, agent, team: str, position: str, result, lines, status: str
+) -> dict:
+    """One agent's row in the layout of interfaces.md, numbers rounded for reading. `result`
+    is a live engine result or a frozen result row (the same fields); `lines` are dicts of
+    metric, category, weight, value, score, included and note."""
+    return {
+        "period": period_key,
+        "agent_no": agent.agent_no,
+        "name": agent.name,
+        "team": team,
+        "position": position,
+        "cohort": result.cohort,
+        "weighted": _score(result.weighted),
+        "bonus": _score(result.bonus),
+        "deductions": _score(result.deductions),
+        "offset": _score(result.offset),
+        "final": _score(result.final),
+        "gate_open": result.gate_open,
+        "eligible": result.eligible,
+        "rank": result.rank,
+        "tier_multiplier": result.tier_multiplier,
+        "status": status,
+        "lines": [
+            {
+                "metric": line["metric"],
+                "category": line["category"],
+                "weight": _score(line["weight"]),
+                "value": _value(line["value"]),
+                "score": _score(line["score"]),
+                "included": line["included"],
+                "note": line["note"],
+            }
+            for line in lines
+        ],
+    }
+
+
+def line_dict(line: engine.LineResult) -> dict:
+    """A scorecard line as it is frozen and exported (unrounded)."""
+    return {
+        "metric": line.metric,
+        "category": line.category,
+        "weight": line.weight,
+        "value": line.value,
+        "score": line.score,
+        "included": line.included,
+        "note": line.note,
+    }
+
+
 def result_rows(
     period: Period, plan_results: list[PlanResults], team_ids: set[int] | None = None
 ) -> list[dict]:
-    """One dict per scored agent (of `team_ids` only, when given): the keys of interfaces.md,
-    numbers rounded for reading."""
+    """The provisional results computed now: one row per scored agent (of `team_ids` only,
+    when given)."""
     rows = []
     for found in plan_results:
         for result in found.results:
             agent = found.agents[result.key]
             if team_ids is not None and agent.team_id not in team_ids:
                 continue
+            team = agent.team.name if agent.team else ""
+            lines = [line_dict(line) for line in result.lines]
             rows.append(
-                {
-                    "period": period.key,
-                    "agent_no": agent.agent_no,
-                    "name": agent.name,
-                    "team": agent.team.name if agent.team else "",
-                    "position": found.position.name,
-                    "cohort": result.cohort,
-                    "weighted": _score(result.weighted),
-                    "bonus": _score(result.bonus),
-                    "deductions": _score(result.deductions),
-                    "offset": _score(result.offset),
-                    "final": _score(result.final),
-                    "gate_open": result.gate_open,
-                    "eligible": result.eligible,
-                    "rank": result.rank,
-                    "tier_multiplier": result.tier_multiplier,
-                    "status": "provisional",
-                    "lines": [
-                        {
-                            "metric": line.metric,
-                            "category": line.category,
-                            "weight": _score(line.weight),
-                            "value": _value(line.value),
-                            "score": _score(line.score),
-                            "included": line.included,
-                            "note": line.note,
-                        }
-                        for line in result.lines
-                    ],
-                }
+                export_row(
+                    period.key, agent, team, found.position.name, result, lines, "provisional"
+                )
             )
     return rows
 

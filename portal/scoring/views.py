@@ -1,5 +1,6 @@
 """Score screens: an agent's dashboard, the explanation of every step, the what-if simulator,
-and a lead's heatmap of the team's lines."""
+and a lead's heatmap of the team's lines. While a period is open they show results computed now
+(provisional); once it is closed, the frozen results version the viewer may see."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from portal.extensions import db
 from portal.metrics.compute import LOWER_IS_BETTER, RATES
 from portal.metrics.labels import format_metric, metric_name
 from portal.metrics.periods import Period, PeriodKeyError, parse_period, period_of, recent_periods
+from portal.periods import results as snapshots
+from portal.periods.models import PeriodRow
+from portal.periods.services import Visible, visible_results
 from portal.scoring import engine, services
 from portal.scoring.export import download, result_rows
 from portal.web.auth import require
@@ -50,8 +54,18 @@ def _agent(user_id: int) -> User:
     return agent
 
 
-def _results(agent: User) -> tuple[services.PlanResults | None, Period, list[Period]]:
-    """The agent's plan results for the period asked for (the plan's current one by default)."""
+def _visible(period: Period) -> tuple[PeriodRow | None, Visible]:
+    """The period's row and which of its results the current user sees."""
+    row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == period.key))
+    return row, visible_results(row, current_user)
+
+
+def _results(
+    agent: User,
+) -> tuple[services.PlanResults | None, Period, list[Period], Visible]:
+    """The agent's plan results for the period asked for (the plan's current one by default):
+    computed now while the period is open; once it is closed, read from the results version
+    the viewer may see (nothing while an agent waits for the publication)."""
     plan = services.plan_of(agent.position) if agent.position else None
     kind = plan.period_kind if plan else "monthly"
     today = services.today()
@@ -60,8 +74,17 @@ def _results(agent: User) -> tuple[services.PlanResults | None, Period, list[Per
         period = parse_period(key) if key else period_of(today, kind)
     except PeriodKeyError:
         abort(404)
-    found = services.plan_results(agent.position, period) if plan else None
-    return found, period, recent_periods(today, (kind,))
+    row, visible = _visible(period)
+    found = None
+    if visible.kind == "provisional":
+        found = services.plan_results(agent.position, period) if plan else None
+    elif visible.kind == "final":
+        frozen = snapshots.agent_result(row, visible.version, agent.id)
+        if frozen is not None:
+            [found] = snapshots.plan_results(
+                row, period, visible.version, plan_version_id=frozen.plan_version_id
+            )
+    return found, period, recent_periods(today, (kind,)), visible
 
 
 def _metric_names(codes) -> str:
@@ -73,12 +96,13 @@ def _shown(value: float | None) -> str:
     return "—" if shown is None else f"{shown:.2f}"
 
 
-def _context(agent: User, found, period: Period, periods: list[Period]) -> dict:
+def _context(agent: User, found, period: Period, periods: list[Period], visible: Visible) -> dict:
     return {
         "agent": agent,
         "found": found,
         "period": period,
         "periods": periods,
+        "visible": visible,
         "metric_name": metric_name,
         "metric_names": _metric_names,
         "format_metric": format_metric,
@@ -100,15 +124,16 @@ def my_score():
 @require("portal.use")
 def agent_score(user_id: int):
     agent = _agent(user_id)
-    found, period, periods = _results(agent)
+    found, period, periods, visible = _results(agent)
     result = found.result_of(agent.id) if found else None
-    context = _context(agent, found, period, periods)
+    context = _context(agent, found, period, periods, visible)
     context["result"] = result
     if result is not None and result.final is not None:
+        context["standing"] = services.standing(found, result)
+    if result is not None and result.final is not None and visible.kind == "provisional":
+        # What it takes to reach the next tier: only while the period can still change.
         goal = engine.next_tier(found.rules, result.final)
         context.update(
-            result=result,
-            standing=services.standing(found, result),
             goal=goal,
             changes=engine.what_it_takes(
                 found.rules, found.inputs[agent.id], found.weighting, goal.lower
@@ -123,7 +148,7 @@ def agent_score(user_id: int):
 @require("portal.use")
 def explain(user_id: int):
     agent = _agent(user_id)
-    found, period, periods = _results(agent)
+    found, period, periods, visible = _results(agent)
     result = found.result_of(agent.id) if found else None
     rules = {}
     if result is not None:
@@ -140,7 +165,7 @@ def explain(user_id: int):
         result=result,
         score_rules=rules,
         rule_names=RULES,
-        **_context(agent, found, period, periods),
+        **_context(agent, found, period, periods, visible),
     )
 
 
@@ -156,12 +181,13 @@ def _typed(metric: str, raw: str) -> float | None:
 @bp.get("/scores/agents/<int:user_id>/simulate")
 @require("portal.use")
 def simulate(user_id: int):
-    """模拟评分: change any line's value and see the score move; nothing is saved."""
+    """模拟评分: change any line's value and see the score move; nothing is saved. A closed
+    period's results are final: there is nothing left to simulate."""
     agent = _agent(user_id)
-    found, period, periods = _results(agent)
+    found, period, periods, visible = _results(agent)
     result = found.result_of(agent.id) if found else None
-    context = _context(agent, found, period, periods)
-    if result is None:
+    context = _context(agent, found, period, periods, visible)
+    if result is None or visible.kind != "provisional":
         return render("scoring/simulate.html", "simulation", result=None, **context)
     typed, problems = {}, {}
     for line in found.rules.lines:
@@ -195,34 +221,43 @@ def heatmap(team_id: int):
         abort(404)
     if not can_view_team(current_user, team):
         abort(403)
-    members = db.session.scalars(
-        select(User).where(User.team_id == team.id, User.active.is_(True)).order_by(User.agent_no)
-    ).all()
     today = services.today()
     key = request.args.get("period")
     try:
         period = parse_period(key) if key else period_of(today, "monthly")
     except PeriodKeyError:
         abort(404)
+    row, visible = _visible(period)
+    if visible.kind == "final":  # the members when the period closed, as they were scored
+        plan_results = snapshots.plan_results(row, period, visible.version, team_ids={team.id})
+    elif visible.kind == "provisional":
+        members = db.session.scalars(
+            select(User).where(User.team_id == team.id, User.active.is_(True))
+        ).all()
+        positions = {m.position_id: m.position for m in members if m.position is not None}
+        plan_results = [
+            found
+            for position in sorted(positions.values(), key=lambda p: p.name)
+            if (found := services.plan_results(position, period)) is not None
+        ]
+    else:
+        plan_results = []
     boards = []
-    positions = {m.position_id: m.position for m in members if m.position is not None}
-    for position in sorted(positions.values(), key=lambda p: p.name):
-        found = services.plan_results(position, period)
-        if found is None:
-            continue
+    for found in plan_results:
         rows = [
             (found.agents[r.key], r)
             for r in sorted(found.results, key=lambda r: found.agents[r.key].agent_no)
-            if found.agents[r.key].team_id == team.id
+            if visible.kind == "final" or found.agents[r.key].team_id == team.id
         ]
         if rows:
-            boards.append((position, found, rows, services.weakest_lines(found.rules, rows)))
+            boards.append((found.position, found, rows, services.weakest_lines(found.rules, rows)))
     return render(
         "scoring/heatmap.html",
         "heatmap",
         team=team,
         boards=boards,
         period=period,
+        visible=visible,
         periods=recent_periods(today),
         metric_name=metric_name,
         metric_names=_metric_names,
@@ -248,7 +283,8 @@ def score_band(score: float | None) -> str:
 @bp.get("/scores/export")
 @require("team.view")
 def results_download():
-    """The period's provisional results as CSV or XLSX: admins everyone, leads their teams."""
+    """The period's results as CSV or XLSX (provisional while it is open, the frozen version
+    once closed): admins everyone, leads their teams."""
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "xlsx"):
         abort(404)
@@ -257,7 +293,13 @@ def results_download():
     except PeriodKeyError:
         abort(404)
     teams = None if current_user.has_role(Role.ADMIN) else led_team_ids(current_user)
-    rows = result_rows(period, services.all_results(period), teams)
+    row, visible = _visible(period)
+    if visible.kind == "awaiting":
+        abort(403)
+    if visible.kind == "final":
+        rows = snapshots.export_rows(row, visible.version, teams)
+    else:
+        rows = result_rows(period, services.all_results(period), teams)
     mimetype = (
         "text/csv"
         if fmt == "csv"

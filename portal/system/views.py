@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select, text
 
+from portal import pdf
 from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import JOBS, heartbeat_age
+from portal.system import settings
+from portal.system.forms import SettingsForm
 from portal.system.models import JobRun, SchedulerHeartbeat
 from portal.web.auth import public, require
-from portal.web.htmx import render
+from portal.web.htmx import redirect_to, render
 
 bp = Blueprint("system", __name__)
 
@@ -54,4 +58,36 @@ def job_list():
         heartbeat_age=heartbeat_age(),
         now=utcnow(),
         scheduler_enabled=current_app.config["SCHEDULER_ENABLED"],
+        pdf_slow=pdf.subsetting_missing(),
+    )
+
+
+@bp.route("/admin/settings", methods=["GET", "POST"])
+@require("settings.manage")
+def settings_edit():
+    """The portal's settings; each change is checked and audited, all saved together or none."""
+    form = SettingsForm()
+    if request.method == "GET":
+        values = settings.get_settings(*SettingsForm.KEYS)
+        form.leaderboard_humane.data = values["leaderboard_humane"]
+        form.leaderboard_top_n.data = str(values["leaderboard_top_n"])
+    if form.validate_on_submit():
+        refused = False
+        for key in SettingsForm.KEYS:
+            field = form[key]
+            try:
+                settings.set_setting(key, field.data, current_user)
+            except settings.SettingError as err:
+                field.errors = [*field.errors, err.message]
+                refused = True
+        if not refused:
+            db.session.commit()
+            return redirect_to(url_for("system.settings_edit", saved=1))
+        db.session.rollback()
+    return render(
+        "system/settings.html",
+        "form",
+        status=422 if form.is_submitted() else 200,
+        form=form,
+        saved=bool(request.args.get("saved")),
     )

@@ -35,6 +35,9 @@ POLICY: dict[str, frozenset[Role]] = {
     "qa.evaluate": frozenset({QA, QL}),  # score interactions against a rubric
     "qa.lead": frozenset({QL, AD}),  # rubrics, the appeals dashboard
     "periods.manage": frozenset({AD}),  # periods, their close and results
+    "awards.manage": frozenset({AD}),  # award types, decisions on nominations, revoking
+    "awards.nominate": frozenset({TL, AD}),  # custom awards for team members, with a citation
+    "settings.manage": frozenset({AD}),  # portal settings (leaderboard mode…)
 }
 
 PUBLIC = "public"

@@ -1,0 +1,519 @@
+"""Leaderboards and the awards wall: who stands where on a period's results, read live while
+the period is open (provisional) and from its frozen snapshot once closed.
+
+A page loads the period's results once (`period_results`), then builds the board asked for
+from them in memory: every board of a page costs the same few queries whatever its length.
+Only active people holding the agent role appear on a board; ranks are standard competition
+ranks (1, 2, 2, 4) among the people the board shows, on the value as shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import joinedload
+
+from portal.accounts.models import Position, Role, Team, User, UserRole
+from portal.awards.models import Award
+from portal.extensions import db
+from portal.ledger.models import PointsEntry
+from portal.metrics.compute import LOWER_IS_BETTER
+from portal.metrics.periods import Period
+from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
+from portal.periods.results import frozen_team_id
+from portal.periods.services import visible_results
+from portal.scoring import engine
+from portal.scoring.models import Plan, PlanVersion
+from portal.scoring.services import all_results
+
+# Boards built from a period's results, and boards of the points ledger.
+RESULT_BOARDS = ("final", "metric", "improved", "teams")
+POINTS_BOARDS = ("points", "points_all")
+BOARDS = RESULT_BOARDS + POINTS_BOARDS
+NEIGHBOURS = 2  # humane mode: people shown above and below the viewer
+PER_PAGE = 50
+
+
+# --- a period's results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One agent's result for a period, live or frozen, as the boards read it."""
+
+    agent_id: int
+    name: str
+    agent_no: str
+    team_id: int | None
+    team: str
+    position: str
+    cohort: str
+    final: float | None  # as shown (2 decimals)
+    eligible: bool  # ranked: enough volume (scoring.md §6)
+    values: dict[str, float]  # the values of the scorecard lines that count, in plan order
+
+
+@dataclass
+class Results:
+    """What a viewer sees of a period: `kind` provisional (computed live), final (results
+    version `version`) or awaiting (closed, not published: nothing yet)."""
+
+    period: Period
+    kind: str
+    version: int | None = None
+    standings: list[Standing] = field(default_factory=list)
+
+    @property
+    def provisional(self) -> bool:
+        return self.kind == "provisional"
+
+    @property
+    def awaiting(self) -> bool:
+        return self.kind == "awaiting"
+
+    def of(self, agent_id: int) -> Standing | None:
+        return next((s for s in self.standings if s.agent_id == agent_id), None)
+
+
+def period_row(key: str) -> PeriodRow | None:
+    return db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+
+
+def live_standings(period: Period) -> list[Standing]:
+    """Every plan's provisional results for `period` (scoring.services.all_results scores only
+    active agents of each position)."""
+    teams = dict(db.session.execute(select(Team.id, Team.name)).all())
+    standings = []
+    for found in all_results(period):
+        for result in found.results:
+            agent = found.agents[result.key]
+            standings.append(
+                Standing(
+                    agent_id=agent.id,
+                    name=agent.name,
+                    agent_no=agent.agent_no,
+                    team_id=agent.team_id,
+                    team=teams.get(agent.team_id, ""),
+                    position=found.position.name,
+                    cohort=result.cohort,
+                    final=result.final_shown,
+                    eligible=result.eligible,
+                    values={
+                        line.metric: line.value
+                        for line in result.lines
+                        if line.included and line.value is not None
+                    },
+                )
+            )
+    return standings
+
+
+def _is_agent():
+    """Active people holding the agent role (admin-only and inactive accounts are left out)."""
+    return and_(
+        User.active.is_(True),
+        exists().where(UserRole.user_id == User.id, UserRole.role == Role.AGENT.value),
+    )
+
+
+def frozen_standings(row: PeriodRow, number: int) -> list[Standing]:
+    """Results version `number` of a closed period, in one query (the columns boards read)."""
+    team_id = frozen_team_id()
+    found = db.session.execute(
+        select(
+            ResultRow.agent_id,
+            User.name,
+            User.agent_no,
+            team_id.label("team_id"),
+            Team.name.label("team"),
+            Position.name.label("position"),
+            ResultRow.cohort,
+            ResultRow.final,
+            ResultRow.eligible,
+            ResultRow.lines,
+        )
+        .join(ResultsVersion, ResultsVersion.id == ResultRow.version_id)
+        .join(User, User.id == ResultRow.agent_id)
+        .join(PlanVersion, PlanVersion.id == ResultRow.plan_version_id)
+        .join(Plan, Plan.id == PlanVersion.plan_id)
+        .join(Position, Position.id == Plan.position_id)
+        .outerjoin(Team, Team.id == team_id)
+        .where(ResultsVersion.period_id == row.id, ResultsVersion.number == number, _is_agent())
+    )
+    return [
+        Standing(
+            agent_id=r.agent_id,
+            name=r.name,
+            agent_no=r.agent_no,
+            team_id=r.team_id,
+            team=r.team or "",
+            position=r.position,
+            cohort=r.cohort,
+            final=engine.rounded(r.final),
+            eligible=r.eligible,
+            values={
+                line["metric"]: line["value"]
+                for line in r.lines
+                if line["included"] and line["value"] is not None
+            },
+        )
+        for r in found
+    ]
+
+
+def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Results:
+    """The period's results as `viewer` may see them (periods.services.visible_results):
+    computed live until it is closed, then the snapshot version they are shown, or nothing
+    while an agent waits for the publication."""
+    visible = visible_results(row, viewer)
+    if visible.kind == "provisional" or row is None:
+        return Results(period, "provisional", None, live_standings(period))
+    if visible.kind == "awaiting":
+        return Results(period, "awaiting")
+    return Results(period, "final", visible.version, frozen_standings(row, visible.version))
+
+
+def previous_closed(period: Period) -> PeriodRow | None:
+    """The latest closed period of the same kind that ended before `period` began."""
+    return db.session.scalar(
+        select(PeriodRow)
+        .where(
+            PeriodRow.kind == period.kind,
+            PeriodRow.last_day < period.first_day,
+            PeriodRow.closed_at.is_not(None),
+        )
+        .order_by(PeriodRow.last_day.desc())
+        .limit(1)
+    )
+
+
+# --- boards ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a board: an agent (or a team on the team board) and the value ranked."""
+
+    key: int  # the agent's id (the team's on the team board)
+    name: str
+    agent_no: str = ""
+    team: str = ""
+    cohort: str = ""
+    value: float = 0.0
+    rank: int = 0
+    previous: float | None = None  # most improved: last period's final
+    final: float | None = None  # most improved: this period's final
+    members: int | None = None  # team board: members counted
+
+
+def rank(entries: Iterable[Entry], descending: bool = True) -> list[Entry]:
+    """Standard competition ranking (1, 2, 2, 4) on `value`; ties listed by employee number."""
+    ordered = sorted(
+        entries, key=lambda e: (-e.value if descending else e.value, e.agent_no, e.name, e.key)
+    )
+    ranked, current, previous = [], 0, None
+    for position, entry in enumerate(ordered, start=1):
+        if entry.value != previous:
+            current, previous = position, entry.value
+        ranked.append(replace(entry, rank=current))
+    return ranked
+
+
+@dataclass(frozen=True)
+class Group:
+    """Whom a board compares: a cohort (position and new or regular, the official ranking),
+    a whole position, or a team."""
+
+    key: str  # cohort:<cohort> | position:<name> | team:<id>
+    kind: str  # cohort | position | team
+    label: str
+
+
+def groups(standings: Iterable[Standing]) -> list[Group]:
+    standings = list(standings)
+    cohorts = sorted({s.cohort for s in standings})
+    positions = sorted({s.position for s in standings})
+    teams = sorted({(s.team, s.team_id) for s in standings if s.team_id is not None})
+    return (
+        [Group(f"cohort:{c}", "cohort", c) for c in cohorts]
+        + [Group(f"position:{p}", "position", p) for p in positions]
+        + [Group(f"team:{team_id}", "team", name) for name, team_id in teams]
+    )
+
+
+def default_group(results: Results, viewer: User) -> str:
+    """The viewer's own cohort when they have a result, else the largest cohort."""
+    own = results.of(viewer.id)
+    if own is not None:
+        return f"cohort:{own.cohort}"
+    sizes: dict[str, int] = {}
+    for standing in results.standings:
+        sizes[standing.cohort] = sizes.get(standing.cohort, 0) + 1
+    if not sizes:
+        return ""
+    return "cohort:" + min(sizes, key=lambda cohort: (-sizes[cohort], cohort))
+
+
+def in_group(standing: Standing, group: str) -> bool:
+    kind, _sep, value = group.partition(":")
+    if kind == "cohort":
+        return standing.cohort == value
+    if kind == "position":
+        return standing.position == value
+    if kind == "team":
+        return str(standing.team_id) == value
+    return False
+
+
+def metrics_of(standings: Iterable[Standing]) -> list[str]:
+    """The scorecard metrics that anyone of `standings` has a value for, in plan order."""
+    found: dict[str, None] = {}
+    for standing in standings:
+        for metric in standing.values:
+            found.setdefault(metric, None)
+    return list(found)
+
+
+def _entry(standing: Standing, value: float, **extra) -> Entry:
+    return Entry(
+        key=standing.agent_id,
+        name=standing.name,
+        agent_no=standing.agent_no,
+        team=standing.team,
+        cohort=standing.cohort,
+        value=value,
+        **extra,
+    )
+
+
+def final_board(standings: Iterable[Standing]) -> list[Entry]:
+    """Ranked agents by final score."""
+    return rank(_entry(s, s.final) for s in standings if s.eligible and s.final is not None)
+
+
+def metric_board(standings: Iterable[Standing], metric: str) -> list[Entry]:
+    """Ranked agents by one scorecard metric's value, best first (lower first for the
+    metrics where lower is better), among those whose line counts."""
+    return rank(
+        (
+            _entry(s, round(s.values[metric], 4))
+            for s in standings
+            if s.eligible and metric in s.values
+        ),
+        descending=metric not in LOWER_IS_BETTER,
+    )
+
+
+def improved_board(standings: Iterable[Standing], before: Iterable[Standing]) -> list[Entry]:
+    """Ranked agents by the rise of their final over the previous closed period, among those
+    ranked in both whose final rose (scoring.md §7: both periods ranked)."""
+    previous = {s.agent_id: s.final for s in before if s.eligible and s.final is not None}
+    entries = []
+    for s in standings:
+        if s.eligible and s.final is not None and s.agent_id in previous:
+            rise = engine.rounded(s.final - previous[s.agent_id])
+            if rise > 0:
+                entries.append(_entry(s, rise, previous=previous[s.agent_id], final=s.final))
+    return rank(entries)
+
+
+def team_board(standings: Iterable[Standing]) -> list[Entry]:
+    """Ranked teams by the mean final of their ranked members."""
+    finals: dict[int, list[float]] = {}
+    names: dict[int, str] = {}
+    for s in standings:
+        if s.eligible and s.final is not None and s.team_id is not None:
+            finals.setdefault(s.team_id, []).append(s.final)
+            names[s.team_id] = s.team
+    return rank(
+        Entry(
+            key=team_id,
+            name=names[team_id],
+            value=engine.rounded(math.fsum(values) / len(values)),
+            members=len(values),
+        )
+        for team_id, values in finals.items()
+    )
+
+
+def period_window(period: Period) -> tuple[datetime, datetime]:
+    """The period's first and last day as UTC instants (from, to exclusive), counted in the
+    portal's time zone."""
+    tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+    start = datetime.combine(period.first_day, time(0), tzinfo=tz)
+    end = datetime.combine(period.last_day + timedelta(days=1), time(0), tzinfo=tz)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True)
+class PointsHolder:
+    """An agent's points sum on a points board, with the team and position they have now."""
+
+    agent_id: int
+    name: str
+    agent_no: str
+    team_id: int | None
+    team: str
+    position: str
+    points: int
+
+
+def points_holders(period: Period | None) -> list[PointsHolder]:
+    """Each agent's sum of the points ledger, over all time (`period` None) or over the
+    entries made within the period's days; agents without entries are not listed."""
+    total = func.sum(PointsEntry.points)
+    query = (
+        select(User.id, User.name, User.agent_no, User.team_id, Team.name, Position.name, total)
+        .join(User, User.id == PointsEntry.user_id)
+        .outerjoin(Team, Team.id == User.team_id)
+        .outerjoin(Position, Position.id == User.position_id)
+        .where(_is_agent())
+        .group_by(User.id, User.name, User.agent_no, User.team_id, Team.name, Position.name)
+    )
+    if period is not None:
+        start, end = period_window(period)
+        query = query.where(PointsEntry.created_at >= start, PointsEntry.created_at < end)
+    return [
+        PointsHolder(agent_id, name, agent_no, team_id, team or "", position or "", int(points))
+        for agent_id, name, agent_no, team_id, team, position, points in db.session.execute(query)
+    ]
+
+
+def points_groups(holders: Iterable[PointsHolder]) -> list[Group]:
+    holders = list(holders)
+    positions = sorted({h.position for h in holders if h.position})
+    teams = sorted({(h.team, h.team_id) for h in holders if h.team_id is not None})
+    return [Group(f"position:{p}", "position", p) for p in positions] + [
+        Group(f"team:{team_id}", "team", name) for name, team_id in teams
+    ]
+
+
+def points_board(holders: Iterable[PointsHolder], group: str = "") -> list[Entry]:
+    """Ranked agents by points; `group` "" is everyone, else a position or a team."""
+    kind, _sep, value = group.partition(":")
+
+    def keep(h: PointsHolder) -> bool:
+        if kind == "position":
+            return h.position == value
+        if kind == "team":
+            return str(h.team_id) == value
+        return True
+
+    return rank(
+        Entry(key=h.agent_id, name=h.name, agent_no=h.agent_no, team=h.team, value=h.points)
+        for h in holders
+        if keep(h)
+    )
+
+
+# --- what a viewer sees of a board ----------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One page of a list already in memory, with what the pager macro reads."""
+
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+def paginate(items: list, page: int, per_page: int = PER_PAGE) -> Page:
+    pages = max(1, math.ceil(len(items) / per_page))
+    page = min(max(page, 1), pages)
+    start = (page - 1) * per_page
+    return Page(items[start : start + per_page], page, per_page, len(items))
+
+
+@dataclass
+class Shown:
+    """The lines of a board a viewer sees: `rows` are entries, with None where lines are
+    left out (humane mode); `mine` is the viewer's own entry wherever it is."""
+
+    rows: list[Entry | None]
+    mine: Entry | None
+    total: int
+    page: Page | None  # None in humane mode: one short list
+
+
+def humane(entries: list[Entry], mine: Callable[[Entry], bool], top_n: int) -> list[Entry | None]:
+    """The top `top_n`, then the viewer's own neighbourhood (±NEIGHBOURS) when it lies below;
+    a None marks the lines left out between them. Never the rest of the list."""
+    keep = set(range(min(top_n, len(entries))))
+    at = next((i for i, e in enumerate(entries) if mine(e)), None)
+    if at is not None:
+        keep.update(range(max(0, at - NEIGHBOURS), min(len(entries), at + NEIGHBOURS + 1)))
+    rows: list[Entry | None] = []
+    for i in sorted(keep):
+        if rows and i - 1 not in keep:
+            rows.append(None)
+        rows.append(entries[i])
+    return rows
+
+
+def shown(
+    entries: list[Entry],
+    mine: Callable[[Entry], bool],
+    *,
+    humane_mode: bool,
+    top_n: int,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> Shown:
+    own = next((e for e in entries if mine(e)), None)
+    if humane_mode:
+        return Shown(humane(entries, mine, top_n), own, len(entries), None)
+    found = paginate(entries, page, per_page)
+    return Shown(list(found.items), own, len(entries), found)
+
+
+# --- the awards wall ------------------------------------------------------------------------
+
+
+def published_awards(page: int, per_page: int = 30):
+    """Published awards, newest period first, with holder, team, type and period loaded in
+    the same query (the wall's page runs a fixed number of queries)."""
+    return db.paginate(
+        select(Award)
+        .join(PeriodRow, PeriodRow.id == Award.period_id)
+        .options(joinedload(Award.agent).joinedload(User.team))
+        .where(Award.status == "published")
+        .order_by(
+            PeriodRow.last_day.desc(),
+            PeriodRow.key,
+            Award.award_type_id,
+            Award.rank.is_(None),
+            Award.rank,
+            Award.id,
+        ),
+        page=page,
+        per_page=per_page,
+        error_out=False,
+    )

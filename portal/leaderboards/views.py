@@ -1,0 +1,173 @@
+"""Leaderboards (by final score, by metric, most improved, teams, points) and the awards wall
+(荣誉墙), for everyone logged in."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from flask import Blueprint, abort, request
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.awards.services import award_name as name_of_award
+from portal.awards.services import can_download, citation
+from portal.extensions import db
+from portal.leaderboards import services
+from portal.metrics.labels import PERIOD_KIND_NAMES, format_metric, metric_name
+from portal.metrics.periods import KINDS, PeriodKeyError, parse_period, period_of, recent_periods
+from portal.scoring.models import Plan
+from portal.scoring.services import today
+from portal.system.settings import get_settings
+from portal.web.auth import require
+from portal.web.htmx import render
+
+bp = Blueprint("leaderboards", __name__)
+
+BOARD_NAMES = {
+    "final": _l("Final score"),
+    "metric": _l("By metric"),
+    "improved": _l("Most improved"),
+    "teams": _l("Teams"),
+    "points": _l("Points this period"),
+    "points_all": _l("Points of all time"),
+}
+
+
+def _kinds() -> list[str]:
+    """The period kinds the plans run on, monthly first."""
+    found = set(db.session.scalars(select(Plan.period_kind).distinct()))
+    return [kind for kind in KINDS if kind in found]
+
+
+def _result_board(code: str, period, args) -> dict:
+    """A board built from the period's results (live or frozen) as the viewer may see them."""
+    row = services.period_row(period.key)
+    results = services.period_results(period, row, current_user)
+    context = {"results": results, "entries": [], "previous": None, "choices": []}
+    if results.awaiting:
+        return context
+    if code == "teams":
+        context["entries"] = services.team_board(results.standings)
+        return context
+    context["choices"] = services.groups(results.standings)
+    group = args.get("group", "")
+    if group not in {choice.key for choice in context["choices"]}:
+        group = services.default_group(results, current_user)
+    members = [s for s in results.standings if services.in_group(s, group)]
+    context["group"] = group
+    if code == "final":
+        context["entries"] = services.final_board(members)
+    elif code == "metric":
+        metrics = services.metrics_of(members)
+        metric = args.get("metric", "")
+        metric = metric if metric in metrics else (metrics[0] if metrics else "")
+        context.update(metrics=metrics, metric=metric)
+        if metric:
+            context["entries"] = services.metric_board(members, metric)
+    elif code == "improved":
+        before_row = services.previous_closed(period)
+        if before_row is not None:
+            before = services.period_results(parse_period(before_row.key), before_row, current_user)
+            context["previous"] = before
+            if not before.awaiting:
+                context["entries"] = services.improved_board(members, before.standings)
+    return context
+
+
+def _points_board(code: str, period, args) -> dict:
+    holders = services.points_holders(period if code == "points" else None)
+    choices = services.points_groups(holders)
+    group = args.get("group", "")
+    if group not in {choice.key for choice in choices}:
+        group = ""
+    return {
+        "results": None,
+        "previous": None,
+        "entries": services.points_board(holders, group),
+        "choices": choices,
+        "group": group,
+    }
+
+
+@bp.get("/leaderboards")
+@require("portal.use")
+def board():
+    """One board of one period; humane mode (a setting) shows the top and the viewer's own
+    neighbourhood instead of the whole list."""
+    args = request.args
+    kinds = _kinds()
+    now = today()
+    try:
+        period = (
+            parse_period(args["period"])
+            if args.get("period")
+            else period_of(now, kinds[0] if kinds else "monthly")
+        )
+    except PeriodKeyError:
+        abort(404)
+    code = args.get("board") or "final"
+    if code not in services.BOARDS:
+        abort(404)
+    if code in services.RESULT_BOARDS:
+        context = _result_board(code, period, args)
+    else:
+        context = _points_board(code, period, args)
+    settings = get_settings("leaderboard_humane", "leaderboard_top_n")
+    if code == "teams":
+        mine = lambda entry: entry.key == current_user.team_id  # noqa: E731
+    else:
+        mine = lambda entry: entry.key == current_user.id  # noqa: E731
+    shown = services.shown(
+        context["entries"],
+        mine,
+        humane_mode=settings["leaderboard_humane"],
+        top_n=settings["leaderboard_top_n"],
+        page=args.get("page", 1, type=int),
+        per_page=services.PER_PAGE,
+    )
+    periods = recent_periods(now, tuple(kinds)) if kinds else []
+    if period not in periods:
+        periods.insert(0, period)
+    results = context.get("results")
+    return render(
+        "leaderboards/board.html",
+        "board",
+        period=period,
+        periods=periods,
+        kinds=PERIOD_KIND_NAMES,
+        code=code,
+        board_names=BOARD_NAMES,
+        shown=shown,
+        humane=settings["leaderboard_humane"],
+        top_n=settings["leaderboard_top_n"],
+        own=results.of(current_user.id) if results is not None else None,
+        args={
+            "period": period.key,
+            "board": code,
+            "group": context.get("group", ""),
+            "metric": context.get("metric", ""),
+        },
+        metric_name=metric_name,
+        format_metric=format_metric,
+        **context,
+    )
+
+
+@bp.get("/awards/wall")
+@require("portal.use")
+def awards_wall():
+    """荣誉墙: published awards by period, newest first, with their citations and links to the
+    certificate's verification page (and its PDF, for those who may download it)."""
+    page = services.published_awards(request.args.get("page", 1, type=int))
+    periods = [(period, list(awards)) for period, awards in groupby(page.items, lambda a: a.period)]
+    return render(
+        "leaderboards/wall.html",
+        "wall",
+        page=page,
+        periods=periods,
+        kinds=PERIOD_KIND_NAMES,
+        award_name=name_of_award,
+        citation=citation,
+        can_download=lambda award: can_download(current_user, award),
+    )
