@@ -51,6 +51,7 @@ def certificate_pdf(certificate_no: str):
     return send_file(
         path,
         mimetype="application/pdf",
+        as_attachment=True,
         download_name=f"{award.certificate_no}.pdf",
         max_age=0,
     )

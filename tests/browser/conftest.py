@@ -60,9 +60,12 @@ def page(browser):
 
 @pytest.fixture
 def scheduler(app):
-    """What `flask scheduler run` does for uploaded files, in a thread beside the live server."""
+    """What `flask scheduler run` does every few seconds (uploaded files, "close now"
+    requests), in a thread beside the live server."""
+    from portal.db import utcnow
     from portal.extensions import db
     from portal.metrics.uploads import run_upload_tasks
+    from portal.periods.services import run_requested_closes
 
     stop = threading.Event()
 
@@ -70,6 +73,7 @@ def scheduler(app):
         while not stop.is_set():
             with app.app_context():
                 run_upload_tasks()
+                run_requested_closes(utcnow())
                 db.session.remove()
             stop.wait(0.3)
 
