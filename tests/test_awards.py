@@ -445,6 +445,8 @@ def test_a_lead_nominates_a_team_member_with_a_citation_and_an_admin_decides(app
         == 302
     )
     assert post(admin_client, f"/admin/periods/{row_id}/publish", {}).status_code == 302
+    twice = post(admin_client, f"/admin/periods/{row_id}/publish", {})  # a double click
+    assert twice.status_code == 409 and "已经发布" in twice.get_data(True)
     with app.app_context():
         assert db.session.get(Award, nomination_id).status == "published"
         assert balance(zhao.id) == 200
