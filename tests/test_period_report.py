@@ -138,6 +138,17 @@ def test_old_results_versions_stay_readable(app, closed):
     assert admin.get(REPORT + "?version=3").status_code == 404
 
 
+def test_the_periods_page_links_each_closed_periods_report_and_downloads(app, closed):
+    with app.app_context():
+        services.ensure_period(parse_period("2026-12"))
+        db.session.commit()
+    html = logged_in(app, "admin").get("/admin/periods").get_data(as_text=True)
+    links = html.split('id="period-report-2026-11">')[1].split("</small>")[0]
+    for url in (REPORT, REPORT + ".pdf", "/results.xlsx", "/results.csv"):
+        assert url in links, url
+    assert 'id="period-report-2026-12"' not in html  # still open: nothing to report
+
+
 def test_only_closed_periods_have_a_report(app, world):
     admin = logged_in(app, "admin")
     assert admin.get(REPORT).status_code == 404  # no such period yet

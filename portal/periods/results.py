@@ -42,9 +42,10 @@ def version_rows(
     *,
     team_ids: Iterable[int] | None = None,
     plan_version_id: int | None = None,
+    cohort: str | None = None,
 ) -> list[Frozen]:
-    """The rows of results version `number` (of `team_ids` or one plan version only, when
-    given), by position, cohort and rank (unranked last), in one query."""
+    """The rows of results version `number` (of `team_ids`, one plan version or one cohort
+    only, when given), by position, cohort and rank (unranked last), in one query."""
     team_id = frozen_team_id()
     query = (
         select(ResultRow, User, Position.name, Team)
@@ -67,6 +68,8 @@ def version_rows(
         query = query.where(team_id.in_(list(team_ids)))
     if plan_version_id is not None:
         query = query.where(ResultRow.plan_version_id == plan_version_id)
+    if cohort is not None:
+        query = query.where(ResultRow.cohort == cohort)
     return [Frozen(*found) for found in db.session.execute(query)]
 
 
@@ -106,12 +109,15 @@ def plan_results(
     *,
     team_ids: Iterable[int] | None = None,
     plan_version_id: int | None = None,
+    cohort: str | None = None,
 ) -> list[PlanResults]:
     """Results version `number` as the score screens read live results: one PlanResults per
     plan version scored, each result rebuilt from its frozen row (no inputs: nothing can be
     simulated on a closed period)."""
     grouped: dict[int, list[Frozen]] = {}
-    for found in version_rows(row, number, team_ids=team_ids, plan_version_id=plan_version_id):
+    for found in version_rows(
+        row, number, team_ids=team_ids, plan_version_id=plan_version_id, cohort=cohort
+    ):
         grouped.setdefault(found.result.plan_version_id, []).append(found)
     if not grouped:
         return []

@@ -80,9 +80,13 @@ def _results(
         found = services.plan_results(agent.position, period) if plan else None
     elif visible.kind == "final":
         frozen = snapshots.agent_result(row, visible.version, agent.id)
-        if frozen is not None:
+        if frozen is not None:  # their cohort only: the standing compares them with it
             [found] = snapshots.plan_results(
-                row, period, visible.version, plan_version_id=frozen.plan_version_id
+                row,
+                period,
+                visible.version,
+                plan_version_id=frozen.plan_version_id,
+                cohort=frozen.cohort,
             )
     return found, period, recent_periods(today, (kind,)), visible
 
