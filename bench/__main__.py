@@ -234,9 +234,59 @@ def main() -> None:
     notes = list(dict.fromkeys(r["note"] for r in results if r["note"]))
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
-    (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    path = ROOT / "docs" / "BENCHMARKS.md"
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index("\n## ") :] if "\n## " in old else ""  # the sections below the table
+    path.write_text("\n".join(lines) + "\n" + kept)
     print("Written to docs/BENCHMARKS.md")
+    for run_section in SECTIONS.values():
+        run_section()
+
+
+def write_section(title: str, body: list[str]) -> None:
+    """Write `## title` and `body` into docs/BENCHMARKS.md, replacing that section only (or
+    adding it at the end); the rest of the file stays as it is."""
+    path = ROOT / "docs" / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    heading = f"## {title}\n"
+    block = heading + "\n" + "\n".join(body).rstrip() + "\n"
+    start = text.find(heading)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + block + (text[end:] if end != -1 else "")
+    path.write_text(text)
+    print(f"Written to docs/BENCHMARKS.md, section {title!r}")
+
+
+def run_close() -> None:
+    """Closing a month with its certificates; certificates per second (bench/close_bench.py)."""
+    from bench import close_bench
+
+    results = close_bench.run()
+    write_section(close_bench.SECTION, close_bench.section(results))
+
+
+def run_leaderboards() -> None:
+    """Leaderboard page requests per second against a minimal Flask page (leaderboard_bench)."""
+    from bench import leaderboard_bench
+
+    write_section(leaderboard_bench.SECTION, leaderboard_bench.section(leaderboard_bench.run()))
+
+
+# `python -m bench NAME …` runs only these, each rewriting its own section; `make bench` runs
+# the table above, then every section.
+SECTIONS = {"close": run_close, "leaderboards": run_leaderboards}
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    chosen = sys.argv[1:]
+    if unknown := [name for name in chosen if name not in SECTIONS]:
+        sys.exit(f"Unknown benchmark {', '.join(unknown)}; choose from {', '.join(SECTIONS)}.")
+    for name in chosen:
+        SECTIONS[name]()
+    if not chosen:
+        main()
