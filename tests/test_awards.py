@@ -243,7 +243,9 @@ def test_the_close_nominates_renders_certificates_and_publishing_grants_points_o
     first = next(r for r in rows if r["agent_no"] == zhang.agent_no)
     assert first["award"] == "service_star" and first["pdf_path"].startswith("/")
     with open(first["pdf_path"], "rb") as pdf:
-        text = _pdf_text(pdf.read())
+        data = pdf.read()
+    assert len(PdfReader(io.BytesIO(data)).pages) == 1  # one page, the frame included
+    text = _pdf_text(data)
     assert "张三" in text and first["certificate_no"] in text and "服务之星" in text
 
     published = runner.invoke(args=["periods", "publish", "2026-11"])
