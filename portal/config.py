@@ -89,6 +89,8 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "INBOX_DIR": env.get("INBOX_DIR") or str(instance / "inbox"),
         # Rendered certificate PDFs, one folder per period.
         "CERTIFICATES_DIR": env.get("CERTIFICATES_DIR") or str(instance / "certificates"),
+        # Rendered period report PDFs, one folder per period (rendered again when stale).
+        "REPORTS_DIR": env.get("REPORTS_DIR") or str(instance / "reports"),
         # Cookies: signed, HTTP-only, same-site; Secure whenever the portal is served over HTTPS.
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -105,6 +105,20 @@ def run_close_requests() -> None:
         log.info("close requests wait: %s", exc.orig)
 
 
+def run_report_requests() -> None:
+    """Render the period report PDFs admins asked for (every few seconds, like close requests;
+    each render claims its request itself)."""
+    from sqlalchemy.exc import OperationalError
+
+    from portal.periods.report_files import run_report_requests as run
+
+    try:
+        run(utcnow())
+    except OperationalError as exc:  # SQLite: an import holds the write lock; next poll
+        db.session.rollback()
+        log.info("report requests wait: %s", exc.orig)
+
+
 def import_inbox(now: datetime) -> str:
     """Import the files waiting in INBOX_DIR."""
     from portal.metrics.inbox import import_inbox as run
@@ -300,6 +314,7 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
                 run_job(job)
             run_upload_tasks()
             run_close_requests()
+            run_report_requests()
         return
 
     scheduler = BlockingScheduler(
@@ -321,6 +336,12 @@ def run_scheduler(app: Flask, once: bool = False) -> None:
         _in_app(app, run_close_requests),
         IntervalTrigger(seconds=UPLOAD_POLL_SECONDS, start_date=EPOCH),
         id="close_requests",
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        _in_app(app, run_report_requests),
+        IntervalTrigger(seconds=UPLOAD_POLL_SECONDS, start_date=EPOCH),
+        id="report_requests",
         next_run_time=utcnow(),
     )
     for job in JOBS:

@@ -43,6 +43,7 @@ def app(tmp_path_factory):
             "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
             "SERVER_NAME": None,
             "CERTIFICATES_DIR": str(tmp_path_factory.mktemp("certificates")),
+            "REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
         }
     )
     with app.app_context():

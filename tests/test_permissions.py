@@ -64,7 +64,9 @@ MATRIX: dict[str, frozenset[Role] | str] = {
     "periods.period_revise": ADMIN,
     "periods.period_close": ADMIN,
     "period_reports.report": ADMIN,  # a closed period's (404 otherwise): tests/test_period_report
-    "period_reports.report_pdf": ADMIN,
+    "period_reports.report_pdf": ADMIN,  # a file, or a page waiting for the scheduler's render
+    "period_reports.report_pdf_progress": ADMIN,
+    "period_reports.report_pdf_retry": ADMIN,
     "period_reports.results_file": ADMIN,
     "periods.period_progress": ADMIN,
     "periods.period_publish": ADMIN,
@@ -229,6 +231,7 @@ POST_ONLY = {
     "periods.period_revise": "/admin/periods/1/revise",
     "periods.period_close": "/admin/periods/1/close",
     "periods.period_publish": "/admin/periods/1/publish",
+    "period_reports.report_pdf_retry": "/admin/periods/2026-11/report-pdf/retry",
     "awards.award_decide": "/admin/awards/1/decide",
     "awards.award_revoke": "/admin/awards/1/revoke",
     "awards.award_type_create": "/admin/award-types",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -103,3 +104,27 @@ class ResultRow(db.Model):
     tier_multiplier: Mapped[float | None] = mapped_column(Float)
     bonus_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     lines: Mapped[list] = mapped_column(JSON)  # as in `flask results export --format json`
+
+
+class ReportRequest(db.Model):
+    """An admin's request for a period report PDF, rendered by the scheduler (a report of
+    thousands of agents takes longer than a web request may). One row per file: the period,
+    results version, language and fingerprint of the awards shown, so a double click queues one
+    render. requested → started (claimed; taken over when stale) → finished or failed."""
+
+    __tablename__ = "report_requests"
+    __table_args__ = (UniqueConstraint("period_id", "version", "locale", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    locale: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(120), default="")
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str] = mapped_column(Text, default="")

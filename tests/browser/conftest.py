@@ -61,10 +61,11 @@ def page(browser):
 @pytest.fixture
 def scheduler(app):
     """What `flask scheduler run` does every few seconds (uploaded files, "close now"
-    requests), in a thread beside the live server."""
+    requests, report PDFs), in a thread beside the live server."""
     from portal.db import utcnow
     from portal.extensions import db
     from portal.metrics.uploads import run_upload_tasks
+    from portal.periods.report_files import run_report_requests
     from portal.periods.services import run_requested_closes
 
     stop = threading.Event()
@@ -74,6 +75,7 @@ def scheduler(app):
             with app.app_context():
                 run_upload_tasks()
                 run_requested_closes(utcnow())
+                run_report_requests(utcnow())
                 db.session.remove()
             stop.wait(0.3)
 
