@@ -1,22 +1,25 @@
 """Leaderboards and the awards wall: who stands where on a period's results, read live while
 the period is open (provisional) and from its frozen snapshot once closed.
 
-A page loads the period's results once (`period_results`), then builds the board asked for
-from them in memory: every board of a page costs the same few queries whatever its length.
-Only active people holding the agent role appear on a board; ranks are standard competition
-ranks (1, 2, 2, 4) among the people the board shows, on the value as shown.
+A page loads the period's results once (`period_results`) and builds the board asked for from
+them in memory (`board`); names are looked up for the lines shown only. Every board costs the
+same few queries whatever its length. Only active people holding the agent role appear on a
+board; ranks are standard competition ranks (1, 2, 2, 4) among the people the board shows, on
+the value as shown.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, not_, select
 from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, Team, User, UserRole
@@ -24,7 +27,7 @@ from portal.awards.models import Award
 from portal.extensions import db
 from portal.ledger.models import PointsEntry
 from portal.metrics.compute import LOWER_IS_BETTER
-from portal.metrics.periods import Period
+from portal.metrics.periods import KINDS, Period
 from portal.periods.models import PeriodRow, ResultRow, ResultsVersion
 from portal.periods.results import frozen_team_id
 from portal.periods.services import visible_results
@@ -34,24 +37,41 @@ from portal.scoring.services import all_results
 
 # Boards built from a period's results, and boards of the points ledger.
 RESULT_BOARDS = ("final", "metric", "improved", "teams")
+AGENT_BOARDS = ("final", "metric", "improved")  # lines are agents (on "teams": teams)
 POINTS_BOARDS = ("points", "points_all")
 BOARDS = RESULT_BOARDS + POINTS_BOARDS
 NEIGHBOURS = 2  # humane mode: people shown above and below the viewer
 PER_PAGE = 50
 
 
+class _Memo:
+    """A small thread-safe LRU map for what a process keeps between requests."""
+
+    def __init__(self, size: int):
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key, build: Callable[[], object]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()  # outside the lock: two threads may build the same value, harmlessly
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
 # --- a period's results -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Standing:
     """One agent's result for a period, live or frozen, as the boards read it."""
 
     agent_id: int
-    name: str
-    agent_no: str
-    team_id: int | None
-    team: str
+    team_id: int | None  # the team the result counts for
     position: str
     cohort: str
     final: float | None  # as shown (2 decimals)
@@ -62,12 +82,14 @@ class Standing:
 @dataclass
 class Results:
     """What a viewer sees of a period: `kind` provisional (computed live), final (results
-    version `version`) or awaiting (closed, not published: nothing yet)."""
+    version `version`) or awaiting (closed, not published: nothing yet). `key` names frozen
+    results (the version and who is left out of it): boards built from them are kept."""
 
     period: Period
     kind: str
     version: int | None = None
-    standings: list[Standing] = field(default_factory=list)
+    standings: Sequence[Standing] = ()
+    key: tuple | None = None
 
     @property
     def provisional(self) -> bool:
@@ -81,37 +103,40 @@ class Results:
         return next((s for s in self.standings if s.agent_id == agent_id), None)
 
 
+def plan_kinds() -> list[str]:
+    """The period kinds the plans run on, monthly first."""
+    found = set(db.session.scalars(select(Plan.period_kind).distinct()))
+    return [kind for kind in KINDS if kind in found]
+
+
 def period_row(key: str) -> PeriodRow | None:
     return db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
 
 
+def team_names() -> dict[int, str]:
+    return dict(db.session.execute(select(Team.id, Team.name)).all())
+
+
 def live_standings(period: Period) -> list[Standing]:
-    """Every plan's provisional results for `period` (scoring.services.all_results scores only
-    active agents of each position)."""
-    teams = dict(db.session.execute(select(Team.id, Team.name)).all())
-    standings = []
-    for found in all_results(period):
-        for result in found.results:
-            agent = found.agents[result.key]
-            standings.append(
-                Standing(
-                    agent_id=agent.id,
-                    name=agent.name,
-                    agent_no=agent.agent_no,
-                    team_id=agent.team_id,
-                    team=teams.get(agent.team_id, ""),
-                    position=found.position.name,
-                    cohort=result.cohort,
-                    final=result.final_shown,
-                    eligible=result.eligible,
-                    values={
-                        line.metric: line.value
-                        for line in result.lines
-                        if line.included and line.value is not None
-                    },
-                )
-            )
-    return standings
+    """Every plan's provisional results for `period`, computed now (scoring.services.
+    all_results scores only the active agents of each position)."""
+    return [
+        Standing(
+            agent_id=result.key,
+            team_id=found.agents[result.key].team_id,
+            position=found.position.name,
+            cohort=result.cohort,
+            final=result.final_shown,
+            eligible=result.eligible,
+            values={
+                line.metric: line.value
+                for line in result.lines
+                if line.included and line.value is not None
+            },
+        )
+        for found in all_results(period)
+        for result in found.results
+    ]
 
 
 def _is_agent():
@@ -122,37 +147,38 @@ def _is_agent():
     )
 
 
-def frozen_standings(row: PeriodRow, number: int) -> list[Standing]:
-    """Results version `number` of a closed period, in one query (the columns boards read)."""
+# A results version never changes once written, so a process reads each one from the
+# database once and keeps it, with the boards built from it. The key holds sums of the
+# version's agents and finals besides its id, so a database emptied or restored under a
+# running process (the tests empty theirs after every test) cannot serve another one's rows. Who is
+# left out (inactive, no agent role) and everyone's name are read at every request. (Rows
+# frozen before the team was recorded count for the agent's team when first read.)
+_snapshots = _Memo(16)
+_boards = _Memo(256)
+
+
+def _load_snapshot(version_id: int) -> tuple[tuple[Standing, ...], frozenset[int]]:
     team_id = frozen_team_id()
     found = db.session.execute(
         select(
             ResultRow.agent_id,
-            User.name,
-            User.agent_no,
             team_id.label("team_id"),
-            Team.name.label("team"),
             Position.name.label("position"),
             ResultRow.cohort,
             ResultRow.final,
             ResultRow.eligible,
             ResultRow.lines,
         )
-        .join(ResultsVersion, ResultsVersion.id == ResultRow.version_id)
         .join(User, User.id == ResultRow.agent_id)
         .join(PlanVersion, PlanVersion.id == ResultRow.plan_version_id)
         .join(Plan, Plan.id == PlanVersion.plan_id)
         .join(Position, Position.id == Plan.position_id)
-        .outerjoin(Team, Team.id == team_id)
-        .where(ResultsVersion.period_id == row.id, ResultsVersion.number == number, _is_agent())
+        .where(ResultRow.version_id == version_id)
     )
-    return [
+    standings = tuple(
         Standing(
             agent_id=r.agent_id,
-            name=r.name,
-            agent_no=r.agent_no,
             team_id=r.team_id,
-            team=r.team or "",
             position=r.position,
             cohort=r.cohort,
             final=engine.rounded(r.final),
@@ -164,7 +190,36 @@ def frozen_standings(row: PeriodRow, number: int) -> list[Standing]:
             },
         )
         for r in found
-    ]
+    )
+    return standings, frozenset(s.agent_id for s in standings)
+
+
+def frozen_results(period: Period, row: PeriodRow, number: int) -> Results:
+    """Results version `number` of a closed period, without the people who are no longer
+    active agents."""
+    version = db.session.execute(
+        select(
+            ResultsVersion.id,
+            func.count(ResultRow.id),
+            func.sum(ResultRow.agent_id),
+            func.sum(ResultRow.final),
+            func.sum(ResultRow.final * ResultRow.agent_id),
+        )
+        .outerjoin(ResultRow, ResultRow.version_id == ResultsVersion.id)
+        .where(ResultsVersion.period_id == row.id, ResultsVersion.number == number)
+        .group_by(ResultsVersion.id)
+    ).first()
+    if version is None:
+        return Results(period, "final", number)
+    snapshot_key = (*version[:3], *(round(float(v or 0), 4) for v in version[3:]))
+    snapshot, agent_ids = _snapshots.get(snapshot_key, lambda: _load_snapshot(version[0]))
+    left_out = frozenset(
+        user_id
+        for user_id in db.session.scalars(select(User.id).where(not_(_is_agent())))
+        if user_id in agent_ids
+    )
+    standings = [s for s in snapshot if s.agent_id not in left_out] if left_out else snapshot
+    return Results(period, "final", number, standings, (snapshot_key, left_out))
 
 
 def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Results:
@@ -176,7 +231,7 @@ def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Resul
         return Results(period, "provisional", None, live_standings(period))
     if visible.kind == "awaiting":
         return Results(period, "awaiting")
-    return Results(period, "final", visible.version, frozen_standings(row, visible.version))
+    return frozen_results(period, row, visible.version)
 
 
 def previous_closed(period: Period) -> PeriodRow | None:
@@ -196,27 +251,27 @@ def previous_closed(period: Period) -> PeriodRow | None:
 # --- boards ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """One line of a board: an agent (or a team on the team board) and the value ranked."""
+    """One line of a board: an agent (or a team on the team board), the value ranked and its
+    rank. Names are filled in (`describe`) for the lines shown only."""
 
     key: int  # the agent's id (the team's on the team board)
-    name: str
-    agent_no: str = ""
-    team: str = ""
-    cohort: str = ""
-    value: float = 0.0
+    value: float
     rank: int = 0
+    team_id: int | None = None
+    cohort: str = ""
     previous: float | None = None  # most improved: last period's final
     final: float | None = None  # most improved: this period's final
     members: int | None = None  # team board: members counted
+    name: str = ""
+    agent_no: str = ""
+    team: str = ""
 
 
 def rank(entries: Iterable[Entry], descending: bool = True) -> list[Entry]:
-    """Standard competition ranking (1, 2, 2, 4) on `value`; ties listed by employee number."""
-    ordered = sorted(
-        entries, key=lambda e: (-e.value if descending else e.value, e.agent_no, e.name, e.key)
-    )
+    """Standard competition ranking (1, 2, 2, 4) on `value`, ties in a stable order."""
+    ordered = sorted(entries, key=lambda e: (-e.value if descending else e.value, e.key))
     ranked, current, previous = [], 0, None
     for position, entry in enumerate(ordered, start=1):
         if entry.value != previous:
@@ -235,15 +290,31 @@ class Group:
     label: str
 
 
-def groups(standings: Iterable[Standing]) -> list[Group]:
-    standings = list(standings)
-    cohorts = sorted({s.cohort for s in standings})
-    positions = sorted({s.position for s in standings})
-    teams = sorted({(s.team, s.team_id) for s in standings if s.team_id is not None})
+def _group_keys(standings: Iterable[Standing]) -> tuple[list[str], list[str], set[int]]:
+    cohorts, positions, team_ids = set(), set(), set()
+    for s in standings:
+        cohorts.add(s.cohort)
+        positions.add(s.position)
+        if s.team_id is not None:
+            team_ids.add(s.team_id)
+    return sorted(cohorts), sorted(positions), team_ids
+
+
+def groups(results: Results, teams: dict[int, str]) -> list[Group]:
+    """The cohorts, positions and teams of the results, to choose whom a board compares."""
+    if results.key is None:
+        cohorts, positions, team_ids = _group_keys(results.standings)
+    else:
+        cohorts, positions, team_ids = _boards.get(
+            (results.key, "groups"), lambda: _group_keys(results.standings)
+        )
     return (
         [Group(f"cohort:{c}", "cohort", c) for c in cohorts]
         + [Group(f"position:{p}", "position", p) for p in positions]
-        + [Group(f"team:{team_id}", "team", name) for name, team_id in teams]
+        + [
+            Group(f"team:{team_id}", "team", name)
+            for name, team_id in sorted((teams.get(t, ""), t) for t in team_ids)
+        ]
     )
 
 
@@ -260,15 +331,16 @@ def default_group(results: Results, viewer: User) -> str:
     return "cohort:" + min(sizes, key=lambda cohort: (-sizes[cohort], cohort))
 
 
-def in_group(standing: Standing, group: str) -> bool:
+def in_group(standings: Iterable[Standing], group: str) -> list[Standing]:
+    """The standings of `group` (a Group key)."""
     kind, _sep, value = group.partition(":")
     if kind == "cohort":
-        return standing.cohort == value
+        return [s for s in standings if s.cohort == value]
     if kind == "position":
-        return standing.position == value
+        return [s for s in standings if s.position == value]
     if kind == "team":
-        return str(standing.team_id) == value
-    return False
+        return [s for s in standings if str(s.team_id) == value]
+    return []
 
 
 def metrics_of(standings: Iterable[Standing]) -> list[str]:
@@ -283,11 +355,9 @@ def metrics_of(standings: Iterable[Standing]) -> list[str]:
 def _entry(standing: Standing, value: float, **extra) -> Entry:
     return Entry(
         key=standing.agent_id,
-        name=standing.name,
-        agent_no=standing.agent_no,
-        team=standing.team,
-        cohort=standing.cohort,
         value=value,
+        team_id=standing.team_id,
+        cohort=standing.cohort,
         **extra,
     )
 
@@ -326,20 +396,70 @@ def improved_board(standings: Iterable[Standing], before: Iterable[Standing]) ->
 def team_board(standings: Iterable[Standing]) -> list[Entry]:
     """Ranked teams by the mean final of their ranked members."""
     finals: dict[int, list[float]] = {}
-    names: dict[int, str] = {}
     for s in standings:
         if s.eligible and s.final is not None and s.team_id is not None:
             finals.setdefault(s.team_id, []).append(s.final)
-            names[s.team_id] = s.team
     return rank(
         Entry(
             key=team_id,
-            name=names[team_id],
             value=engine.rounded(math.fsum(values) / len(values)),
+            team_id=team_id,
             members=len(values),
         )
         for team_id, values in finals.items()
     )
+
+
+def board(
+    results: Results,
+    code: str,
+    group: str = "",
+    metric: str = "",
+    before: Results | None = None,
+) -> list[Entry]:
+    """Board `code` ("final", "metric", "improved" against `before`, "teams") of the results;
+    the boards of frozen results are built once per process."""
+
+    def build() -> list[Entry]:
+        if code == "teams":
+            return team_board(results.standings)
+        members = in_group(results.standings, group)
+        if code == "metric":
+            return metric_board(members, metric)
+        if code == "improved":
+            return improved_board(members, before.standings) if before is not None else []
+        return final_board(members)
+
+    if results.key is None or (before is not None and before.key is None):
+        return build()
+    return _boards.get((results.key, code, group, metric, before.key if before else None), build)
+
+
+def describe(entries: Iterable[Entry | None], teams: dict[int, str], agents: bool) -> list:
+    """The lines shown, with names: agents' names and employee numbers (read now, for these
+    lines only) and team names. None (a gap in humane mode) stays None."""
+    entries = list(entries)
+    people = {}
+    keys = [e.key for e in entries if e is not None]
+    if agents and keys:
+        people = {
+            user_id: (name, agent_no)
+            for user_id, name, agent_no in db.session.execute(
+                select(User.id, User.name, User.agent_no).where(User.id.in_(keys))
+            )
+        }
+    described = []
+    for e in entries:
+        if e is None:
+            described.append(None)
+        elif agents:
+            name, agent_no = people.get(e.key, ("", ""))
+            described.append(
+                replace(e, name=name, agent_no=agent_no, team=teams.get(e.team_id, ""))
+            )
+        else:
+            described.append(replace(e, name=teams.get(e.team_id, e.name)))
+    return described
 
 
 def period_window(period: Period) -> tuple[datetime, datetime]:
@@ -463,11 +583,17 @@ class Shown:
     page: Page | None  # None in humane mode: one short list
 
 
-def humane(entries: list[Entry], mine: Callable[[Entry], bool], top_n: int) -> list[Entry | None]:
+def _position(entries: list[Entry], mine: int | None) -> int | None:
+    if mine is None:
+        return None
+    return next((i for i, e in enumerate(entries) if e.key == mine), None)
+
+
+def humane(entries: list[Entry], mine: int | None, top_n: int) -> list[Entry | None]:
     """The top `top_n`, then the viewer's own neighbourhood (±NEIGHBOURS) when it lies below;
     a None marks the lines left out between them. Never the rest of the list."""
     keep = set(range(min(top_n, len(entries))))
-    at = next((i for i, e in enumerate(entries) if mine(e)), None)
+    at = _position(entries, mine)
     if at is not None:
         keep.update(range(max(0, at - NEIGHBOURS), min(len(entries), at + NEIGHBOURS + 1)))
     rows: list[Entry | None] = []
@@ -480,14 +606,16 @@ def humane(entries: list[Entry], mine: Callable[[Entry], bool], top_n: int) -> l
 
 def shown(
     entries: list[Entry],
-    mine: Callable[[Entry], bool],
+    mine: int | None,
     *,
     humane_mode: bool,
     top_n: int,
     page: int = 1,
     per_page: int = PER_PAGE,
 ) -> Shown:
-    own = next((e for e in entries if mine(e)), None)
+    """What the viewer whose line has key `mine` (None: they have none) sees of a board."""
+    at = _position(entries, mine)
+    own = entries[at] if at is not None else None
     if humane_mode:
         return Shown(humane(entries, mine, top_n), own, len(entries), None)
     found = paginate(entries, page, per_page)

@@ -6,23 +6,24 @@ from __future__ import annotations
 from itertools import groupby
 
 from flask import Blueprint, abort, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.awards.services import award_name as name_of_award
 from portal.awards.services import can_download, citation
-from portal.extensions import db
 from portal.leaderboards import services
 from portal.metrics.labels import PERIOD_KIND_NAMES, format_metric, metric_name
-from portal.metrics.periods import KINDS, PeriodKeyError, parse_period, period_of, recent_periods
-from portal.scoring.models import Plan
+from portal.metrics.periods import PeriodKeyError, parse_period, period_of, recent_periods
 from portal.scoring.services import today
 from portal.system.settings import get_settings
 from portal.web.auth import require
+from portal.web.filters import cohort_label
 from portal.web.htmx import render
 
 bp = Blueprint("leaderboards", __name__)
+
+GROUP_KINDS = {"cohort": _l("Cohorts"), "position": _l("Positions"), "team": _l("Teams")}
 
 BOARD_NAMES = {
     "final": _l("Final score"),
@@ -34,44 +35,58 @@ BOARD_NAMES = {
 }
 
 
-def _kinds() -> list[str]:
-    """The period kinds the plans run on, monthly first."""
-    found = set(db.session.scalars(select(Plan.period_kind).distinct()))
-    return [kind for kind in KINDS if kind in found]
+def _kind_names() -> dict[str, str]:
+    """The period kinds' names, translated once for the page (not once per option)."""
+    return {kind: str(name) for kind, name in PERIOD_KIND_NAMES.items()}
+
+
+def _options(choices: list[services.Group]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The group picker's options by kind: cohorts, positions, teams."""
+    labels = {
+        "cohort": cohort_label,
+        "position": lambda name: _("%(position)s, all agents", position=name),
+        "team": str,
+    }
+    options = []
+    for kind, title in GROUP_KINDS.items():
+        items = [(c.key, labels[kind](c.label)) for c in choices if c.kind == kind]
+        if items:
+            options.append((title, items))
+    return options
 
 
 def _result_board(code: str, period, args) -> dict:
     """A board built from the period's results (live or frozen) as the viewer may see them."""
     row = services.period_row(period.key)
     results = services.period_results(period, row, current_user)
-    context = {"results": results, "entries": [], "previous": None, "choices": []}
+    context = {"results": results, "entries": [], "previous": None, "choices": [], "teams": {}}
     if results.awaiting:
         return context
+    context["teams"] = services.team_names()
     if code == "teams":
-        context["entries"] = services.team_board(results.standings)
+        context["entries"] = services.board(results, code)
         return context
-    context["choices"] = services.groups(results.standings)
+    context["choices"] = services.groups(results, context["teams"])
     group = args.get("group", "")
     if group not in {choice.key for choice in context["choices"]}:
         group = services.default_group(results, current_user)
-    members = [s for s in results.standings if services.in_group(s, group)]
     context["group"] = group
-    if code == "final":
-        context["entries"] = services.final_board(members)
-    elif code == "metric":
-        metrics = services.metrics_of(members)
+    if code == "metric":
+        metrics = services.metrics_of(services.in_group(results.standings, group))
         metric = args.get("metric", "")
         metric = metric if metric in metrics else (metrics[0] if metrics else "")
         context.update(metrics=metrics, metric=metric)
         if metric:
-            context["entries"] = services.metric_board(members, metric)
+            context["entries"] = services.board(results, code, group, metric)
     elif code == "improved":
         before_row = services.previous_closed(period)
         if before_row is not None:
             before = services.period_results(parse_period(before_row.key), before_row, current_user)
             context["previous"] = before
             if not before.awaiting:
-                context["entries"] = services.improved_board(members, before.standings)
+                context["entries"] = services.board(results, code, group, before=before)
+    else:
+        context["entries"] = services.board(results, code, group)
     return context
 
 
@@ -84,6 +99,7 @@ def _points_board(code: str, period, args) -> dict:
     return {
         "results": None,
         "previous": None,
+        "teams": {},
         "entries": services.points_board(holders, group),
         "choices": choices,
         "group": group,
@@ -96,7 +112,7 @@ def board():
     """One board of one period; humane mode (a setting) shows the top and the viewer's own
     neighbourhood instead of the whole list."""
     args = request.args
-    kinds = _kinds()
+    kinds = services.plan_kinds()
     now = today()
     try:
         period = (
@@ -114,18 +130,18 @@ def board():
     else:
         context = _points_board(code, period, args)
     settings = get_settings("leaderboard_humane", "leaderboard_top_n")
-    if code == "teams":
-        mine = lambda entry: entry.key == current_user.team_id  # noqa: E731
-    else:
-        mine = lambda entry: entry.key == current_user.id  # noqa: E731
     shown = services.shown(
         context["entries"],
-        mine,
+        current_user.team_id if code == "teams" else current_user.id,
         humane_mode=settings["leaderboard_humane"],
         top_n=settings["leaderboard_top_n"],
         page=args.get("page", 1, type=int),
         per_page=services.PER_PAGE,
     )
+    if code in services.RESULT_BOARDS:
+        agents = code in services.AGENT_BOARDS
+        described = services.describe([*shown.rows, shown.mine], context["teams"], agents)
+        shown.rows, shown.mine = described[:-1], described[-1]
     periods = recent_periods(now, tuple(kinds)) if kinds else []
     if period not in periods:
         periods.insert(0, period)
@@ -135,7 +151,7 @@ def board():
         "board",
         period=period,
         periods=periods,
-        kinds=PERIOD_KIND_NAMES,
+        kinds=_kind_names(),
         code=code,
         board_names=BOARD_NAMES,
         shown=shown,
@@ -148,6 +164,7 @@ def board():
             "group": context.get("group", ""),
             "metric": context.get("metric", ""),
         },
+        options=_options(context["choices"]),
         metric_name=metric_name,
         format_metric=format_metric,
         **context,
@@ -166,7 +183,7 @@ def awards_wall():
         "wall",
         page=page,
         periods=periods,
-        kinds=PERIOD_KIND_NAMES,
+        kinds=_kind_names(),
         award_name=name_of_award,
         citation=citation,
         can_download=lambda award: can_download(current_user, award),

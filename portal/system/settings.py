@@ -82,10 +82,9 @@ def get_settings(*keys: str) -> dict[str, object]:
     """Several settings in one query (a page reads all it needs at once)."""
     for key in keys:
         _spec(key)
-    stored = {
-        row.key: row.value
-        for row in db.session.scalars(select(Setting).where(Setting.key.in_(keys)))
-    }
+    stored = dict(
+        db.session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(keys))).all()
+    )
     return {key: stored.get(key, DEFAULTS[key]) for key in keys}
 
 
