@@ -87,6 +87,8 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "APPEAL_DECISION_WORKING_DAYS": _int(env, "APPEAL_DECISION_WORKING_DAYS", 3, minimum=1),
         "SCHEDULER_ENABLED": _bool(env, "SCHEDULER_ENABLED", True),
         "INBOX_DIR": env.get("INBOX_DIR") or str(instance / "inbox"),
+        # Provisional leaderboards are scored at most this many seconds ago (0: every request).
+        "LEADERBOARD_LIVE_SECONDS": _int(env, "LEADERBOARD_LIVE_SECONDS", 60),
         # Rendered certificate PDFs, one folder per period.
         "CERTIFICATES_DIR": env.get("CERTIFICATES_DIR") or str(instance / "certificates"),
         # Rendered period report PDFs, one folder per period (rendered again when stale).

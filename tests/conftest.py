@@ -43,6 +43,8 @@ def app(tmp_path_factory):
             "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
             "SERVER_NAME": None,
             "CERTIFICATES_DIR": str(tmp_path_factory.mktemp("certificates")),
+            # Every test scores its own data: no provisional board kept between requests.
+            "LEADERBOARD_LIVE_SECONDS": 0,
             "REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
         }
     )

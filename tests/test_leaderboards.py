@@ -255,6 +255,30 @@ def test_the_open_periods_board_is_provisional_ranked_by_final_in_the_viewers_co
     assert _rows(new) == _ids(people, "N01")  # the new agents' cohort is ranked apart
 
 
+def test_a_provisional_board_is_kept_for_a_while_and_says_when_it_was_scored(
+    app, world, monkeypatch
+):
+    people, *_ = world
+    set_humane(app, False)
+    monkeypatch.setitem(app.config, "LEADERBOARD_LIVE_SECONDS", 3600)
+    client = _client(app, "A03")
+    html = client.get(f"/leaderboards?period={NOV}").get_data(True)
+    assert "刷新一次" in html and "112.00" in html
+    with app.app_context():  # new data: A01 now has the best value
+        supplied = db.session.scalar(
+            select(SuppliedValue).where(
+                SuppliedValue.agent_id == people["A01"].id, SuppliedValue.period_key == NOV
+            )
+        )
+        supplied.value = 10
+        db.session.commit()
+    kept = client.get(f"/leaderboards?period={NOV}").get_data(True)
+    assert _rows(kept)[0] == str(people["A12"].id)  # the kept scoring, as its time says
+    monkeypatch.setitem(app.config, "LEADERBOARD_LIVE_SECONDS", 0)
+    fresh = client.get(f"/leaderboards?period={NOV}").get_data(True)
+    assert _rows(fresh)[0] == str(people["A01"].id)
+
+
 def test_an_unranked_agent_is_told_so_and_not_listed(app, world, make_user):
     people, one, _two = world
     with app.app_context():

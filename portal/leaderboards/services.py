@@ -24,6 +24,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, Team, User, UserRole
 from portal.awards.models import Award
+from portal.db import utcnow
 from portal.extensions import db
 from portal.ledger.models import PointsEntry
 from portal.metrics.compute import LOWER_IS_BETTER
@@ -90,6 +91,7 @@ class Results:
     version: int | None = None
     standings: Sequence[Standing] = ()
     key: tuple | None = None
+    computed_at: datetime | None = None  # provisional results: when they were scored
 
     @property
     def provisional(self) -> bool:
@@ -137,6 +139,27 @@ def live_standings(period: Period) -> list[Standing]:
         for found in all_results(period)
         for result in found.results
     ]
+
+
+# Scoring an open period for every agent takes a good part of a second at 1,000 agents, far
+# too long for a page many people open at once; a process keeps a provisional board's results
+# for LEADERBOARD_LIVE_SECONDS (0: score at every request) and the board says when it was
+# scored. Agents' own dashboards are always scored afresh.
+_live = _Memo(8)
+
+
+def live_results(period: Period) -> Results:
+    """The period's provisional results, scored at most LEADERBOARD_LIVE_SECONDS ago."""
+    seconds = current_app.config["LEADERBOARD_LIVE_SECONDS"]
+    now = utcnow()
+    if not seconds:
+        return Results(period, "provisional", None, live_standings(period), computed_at=now)
+    bucket = int(now.timestamp() // seconds)
+    standings, at = _live.get(
+        (period.key, bucket, db.engine.url.render_as_string()),
+        lambda: (tuple(live_standings(period)), now),
+    )
+    return Results(period, "provisional", None, standings, computed_at=at)
 
 
 def _is_agent():
@@ -228,7 +251,7 @@ def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Resul
     while an agent waits for the publication."""
     visible = visible_results(row, viewer)
     if visible.kind == "provisional" or row is None:
-        return Results(period, "provisional", None, live_standings(period))
+        return live_results(period)
     if visible.kind == "awaiting":
         return Results(period, "awaiting")
     return frozen_results(period, row, visible.version)
