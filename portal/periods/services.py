@@ -27,6 +27,7 @@ from portal.periods.results import export_rows
 from portal.qa.models import Appeal
 from portal.qa.services import remind_blocking_reviewers, undecided_appeals
 from portal.scoring.engine import rounded
+from portal.scoring.export import line_dict
 from portal.scoring.models import Plan
 from portal.scoring.services import PlanResults, all_results
 
@@ -306,18 +307,7 @@ def _freeze(
                     "rank": result.rank,
                     "tier_multiplier": result.tier_multiplier,
                     "bonus_amount": result.bonus_amount,
-                    "lines": [
-                        {
-                            "metric": line.metric,
-                            "category": line.category,
-                            "weight": line.weight,
-                            "value": line.value,
-                            "score": line.score,
-                            "included": line.included,
-                            "note": line.note,
-                        }
-                        for line in result.lines
-                    ],
+                    "lines": [line_dict(line) for line in result.lines],
                 }
             )
     if rows:
