@@ -309,6 +309,43 @@ def test_a_close_killed_while_rendering_certificates_resumes_without_duplicates(
         assert db.session.scalar(select(func.count(Notification.id))) == 1  # the admin, once
 
 
+def test_a_stalled_close_taken_over_by_another_process_stops_without_finishing_twice(
+    app, month, monkeypatch
+):
+    import portal.periods.services as period_services
+
+    real = period_services.render_certificate
+    outcomes = {}
+
+    def stalls_while_another_takes_over(award, now):
+        if "b" not in outcomes:  # process A stalls here; B finds its claim stale and finishes
+            db.session.commit()  # (A holds no transaction while it stalls: SQLite's lock)
+
+            def other():
+                with app.app_context():
+                    later = AFTER_CLOSE + services.STALE_CLOSE + timedelta(minutes=1)
+                    outcomes["b"] = services.close_period(_row(), later).status
+                    db.session.remove()
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+        return real(award, now)
+
+    monkeypatch.setattr(period_services, "render_certificate", stalls_while_another_takes_over)
+    with app.app_context():
+        outcomes["a"] = services.close_period(_row(), AFTER_CLOSE).status
+        assert outcomes == {"b": "closed", "a": "busy"}
+        assert db.session.scalar(select(func.count(ResultsVersion.id))) == 1
+        assert db.session.scalar(select(func.count(Notification.id))) == 1
+        from portal.audit.models import AuditEntry
+
+        closes = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.action == "period.close")
+        ).all()
+        assert closes == ["period.close"]
+
+
 def test_a_close_killed_while_freezing_leaves_nothing_behind(app, month, monkeypatch):
     import portal.periods.services as period_services
 

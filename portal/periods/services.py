@@ -187,7 +187,8 @@ def close_period(
     a crash finds the claim stale and resumes at the step that did not commit."""
     if row.closed_at is not None:
         return CloseOutcome("already", f"{row.key} is already closed.", row.results_version)
-    held = blockers(row)
+    # Once its results are frozen, a close is finished whatever came up since.
+    held = blockers(row) if row.close_step in (None, "freezing") else Blockers(0, 0)
     if held.any and not force:
         # The scheduler retries every quarter hour; the reviewers hear of it once a day.
         if held.appeals and (
@@ -215,44 +216,63 @@ def close_period(
     db.session.commit()
     if not claimed:
         return CloseOutcome("busy", f"{row.key} is being closed by another process.")
-    started = utcnow()
+    started, claim = utcnow(), {"at": now}
 
     def beat(row: PeriodRow) -> None:
-        """Commit a step, with a sign of life (the claim's time moved on by the time spent)."""
-        row.closing_at = now + (utcnow() - started)
+        """Commit a step with a sign of life (the claim's time moved on by the time spent),
+        only while the claim is still this process's: the time it last wrote is its token. A
+        process that lost it (it stalled, another took over) rolls its step back and stops."""
+        moved = now + (utcnow() - started)
+        kept = db.session.execute(
+            update(PeriodRow)
+            .where(PeriodRow.id == row.id, PeriodRow.closing_at == claim["at"])
+            .values(closing_at=moved)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not kept:
+            db.session.rollback()
+            raise _LostClaim
+        claim["at"] = moved
         db.session.commit()
         if progress:
             progress(row)
 
     row = db.session.get(PeriodRow, row.id)
-    if row.close_step in (None, "freezing"):
-        row.close_step = "freezing"
+    try:
+        if row.close_step in (None, "freezing"):
+            row.close_step = "freezing"
+            beat(row)
+            number, found = _freeze(row, now, actor, reason.strip() if force else "")
+            nominate_by_rules(row.id, row.key, number, found, previous_finals(row), now)
+            row.close_step, row.close_done = "certificates", 0
+            row.close_total = len(_unrendered(row))
+            beat(row)
+        for award in _unrendered(row):
+            render_certificate(award, now)
+            row.close_done += 1
+            beat(row)
+        row.closed_at, row.close_step = now, None
+        row.close_requested_at, row.close_requested_by = None, None
+        row.close_force, row.close_reason = False, ""
+        record(
+            actor,
+            "period.force_close" if force else "period.close",
+            "period",
+            row.id,
+            summary=f"{row.key} v{row.results_version}" + (f": {reason.strip()}" if force else ""),
+        )
+        for admin in active_with_role(Role.ADMIN):
+            notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
         beat(row)
-        number, found = _freeze(row, now, actor, reason.strip() if force else "")
-        nominate_by_rules(row.id, row.key, number, found, previous_finals(row), now)
-        row.close_step, row.close_done = "certificates", 0
-        row.close_total = len(_unrendered(row))
-        beat(row)
-    for award in _unrendered(row):
-        render_certificate(award, now)
-        row.close_done += 1
-        beat(row)
-    row.closed_at, row.close_step = now, None
-    row.close_requested_at, row.close_requested_by = None, None
-    row.close_force, row.close_reason = False, ""
-    record(
-        actor,
-        "period.force_close" if force else "period.close",
-        "period",
-        row.id,
-        summary=f"{row.key} v{row.results_version}" + (f": {reason.strip()}" if force else ""),
-    )
-    for admin in active_with_role(Role.ADMIN):
-        notify(admin, "period_closed", {"period": row.key}, "/admin/periods")
-    beat(row)
+    except _LostClaim:
+        return CloseOutcome("busy", f"{row.key} was taken over by another process.")
     return CloseOutcome(
         "closed", f"{row.key} closed: results version {row.results_version}.", row.results_version
     )
+
+
+class _LostClaim(Exception):
+    """Another process took the close over: this one stops."""
 
 
 def _unrendered(row: PeriodRow) -> list[Award]:
@@ -356,7 +376,7 @@ def request_close(row: PeriodRow, actor: User, now: datetime, force: bool, reaso
 def run_requested_closes(now: datetime) -> int:
     """Close the periods an admin asked to close now (called every few seconds by the
     scheduler). A held close is dropped and its requester told why."""
-    done = 0
+    done, started = 0, utcnow()
     for row in db.session.scalars(
         select(PeriodRow)
         .where(PeriodRow.close_requested_at.is_not(None), PeriodRow.closed_at.is_(None))
@@ -364,7 +384,11 @@ def run_requested_closes(now: datetime) -> int:
     ).all():
         actor = db.session.get(User, row.close_requested_by) if row.close_requested_by else None
         outcome = close_period(
-            row, now, actor=actor, force=row.close_force, reason=row.close_reason
+            row,
+            now + (utcnow() - started),
+            actor=actor,
+            force=row.close_force,
+            reason=row.close_reason,
         )
         if outcome.status == "held":
             row.close_requested_at, row.close_force, row.close_reason = None, False, ""
@@ -499,7 +523,8 @@ def close_due_periods(now: datetime) -> str:
         .where(PeriodRow.close_at <= now, PeriodRow.closed_at.is_(None))
         .order_by(PeriodRow.close_at)
     ).all()
-    outcomes = [close_period(row, now).status for row in due]
+    started = utcnow()  # each close claims with the job's time moved on by the time spent
+    outcomes = [close_period(row, now + (utcnow() - started)).status for row in due]
     summary = ", ".join(f"{s}: {outcomes.count(s)}" for s in sorted(set(outcomes)))
     return (summary or "none due") + (f"; {flagged} flagged for revision" if flagged else "")
 
