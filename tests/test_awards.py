@@ -150,6 +150,11 @@ def test_most_improved_needs_both_periods_ranked_and_a_rise_of_five(found, previ
     assert improved(found, previous, {1: 10}) == [], why
 
 
+def test_equal_rises_are_broken_by_qa_then_fcr_then_handled_not_by_the_final():
+    found = [result(1, 90, qa=0.8), result(2, 80, rank=2, qa=0.9)]
+    assert improved(found, {1: 80, 2: 70}, {1: 10, 2: 10}) == [(2, 10.0)]
+
+
 def test_equal_rises_are_broken_like_every_award_tie():
     found = [result(1, 90, qa=0.8), result(2, 90, qa=0.9)]
     assert improved(found, {1: 80, 2: 80}, {1: 10, 2: 10}) == [(2, 10.0)]
@@ -443,6 +448,18 @@ def test_a_revision_renominates_undecided_awards_and_keeps_decided_ones(app, mon
         assert status[wang.id][0] == "rejected"
         assert _row().results_version == 2
         assert db.session.scalar(select(func.count(ResultsVersion.id))) == 2
+        with pytest.raises(services.PeriodError):  # a double click: it saw version 1
+            services.revise_period(_row(), admin, "再来", AFTER_CLOSE, seen=1)
+        # A later version where 王五 qualifies again brings the set-aside nomination back.
+        month["state"]["finals"].update({wang.id: 94.0, zhao.id: 60.0})
+        services.revise_period(_row(), admin, "再次改判", AFTER_CLOSE, seen=2)
+        db.session.commit()
+        back = db.session.scalar(select(Award).where(Award.agent_id == wang.id))
+        assert (back.status, back.results_version) == ("nominated", 3)
+    client = app.test_client()
+    login(client, "admin")
+    page = client.get("/admin/awards?period=2026-11").get_data(True)
+    assert "按第 3 版结果已不再符合评选规则" in page  # 赵六, set aside by version 3
 
 
 def test_a_lead_nominates_a_team_member_with_a_citation_and_an_admin_decides(app, month):

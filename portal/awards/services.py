@@ -176,7 +176,9 @@ def most_improved(
                 continue
             rise = engine.rounded(r.final_shown - previous[r.key])
             if rise >= MIN_RISE:
-                by_team.setdefault(team, []).append(((-rise, *engine.award_order(r)), r, rise))
+                # Equal rises: qa_score, fcr, handled decide (§6), not the final itself.
+                order = (-rise, *engine.award_order(r)[1:])
+                by_team.setdefault(team, []).append((order, r, rise))
     picked = []
     for team in sorted(by_team):
         ordered = sorted(by_team[team], key=lambda item: item[0])
@@ -230,6 +232,8 @@ def nominate_by_rules(
                 nominated_at=now,
             )
             db.session.add(award)
+        elif award.status == "rejected" and award.decided_by is None:
+            award.status, award.decided_at = "nominated", None  # set aside by a revision
         elif award.status != "nominated":
             continue
         award.results_version, award.cohort, award.rank = version, c.cohort, c.rank
@@ -237,8 +241,8 @@ def nominate_by_rules(
         award.pdf_path = award.rendered_at = None  # the certificate shows the new figures
     for key, award in existing.items():
         if key not in wanted and award.status == "nominated":
-            award.status, award.decided_at = "rejected", now
-            award.decision_reason = f"不再符合结果版本 {version} 的评选规则。"
+            # Set aside by the rules (no one decided): the page says it no longer qualifies.
+            award.status, award.decided_at, award.results_version = "rejected", now, version
     db.session.flush()
     return len(candidates)
 

@@ -24,7 +24,9 @@ bp = Blueprint("awards", __name__)
 
 
 def _award(award_id: int) -> Award:
-    award = db.session.get(Award, award_id)
+    """The award, locked for this transaction (PostgreSQL): a decision and a publication of
+    the same award wait for each other instead of overwriting each other."""
+    award = db.session.scalar(select(Award).where(Award.id == award_id).with_for_update(of=Award))
     if award is None:
         abort(404)
     return award
@@ -170,7 +172,9 @@ def award_decide(award_id: int):
             request.form.get("approve") == "1",
             request.form.get("reason", ""),
             utcnow(),
-            published=award.period.published_at is not None,
+            # Published at once only where the results agents see are the latest version.
+            published=award.period.published_version is not None
+            and award.period.published_version == award.period.results_version,
         )
     except services.AwardError as exc:
         return _refused(exc.message, back)
@@ -321,6 +325,8 @@ def nominate():
         return _nominate_page(services.NOMINATION_INCOMPLETE, 422, form)
     if row.published_at is not None:
         return _nominate_page(services.PERIOD_PUBLISHED, 422, form)
+    if row.first_day > utcnow().date():
+        return _nominate_page(services.NOMINATION_INCOMPLETE, 422, form)
     try:
         services.nominate(
             current_user, row.id, row.key, agent, kind, form.get("citation", ""), utcnow()

@@ -433,11 +433,16 @@ def _upheld_after(row: PeriodRow, moment: datetime) -> int:
     )
 
 
-def revise_period(row: PeriodRow, actor: User, reason: str, now: datetime) -> int:
+def revise_period(
+    row: PeriodRow, actor: User, reason: str, now: datetime, seen: int | None = None
+) -> int:
     """Reopen a closed period's results: freeze them again as a new version (audited); the
-    earlier versions stay readable."""
+    earlier versions stay readable. `seen`: the version the admin was looking at, so that a
+    double click or two admins write one new version."""
     if row.closed_at is None:
         raise PeriodError(_l("Only a closed period can be revised."))
+    if seen is not None and seen != row.results_version:
+        raise PeriodError(_l("This period was revised meanwhile: look at its new version first."))
     if not reason.strip():
         raise PeriodError(_l("Say why the results are revised."))
     number, found = _freeze(row, now, actor, reason.strip())
@@ -484,6 +489,7 @@ def publish_period(row: PeriodRow, actor: User | None, now: datetime) -> int:
         select(Award)
         .where(Award.period_id == row.id, Award.status.in_(("nominated", "approved")))
         .order_by(Award.id)
+        .with_for_update(of=Award)  # a decision on one of them waits, or is waited for
     ).all()
     count = publish_awards(list(awards), actor, now)
     agents = db.session.scalars(

@@ -52,7 +52,13 @@ def period_list():
 def period_revise(period_id: int):
     row = _period(period_id)
     try:
-        services.revise_period(row, current_user, request.form.get("reason", ""), utcnow())
+        services.revise_period(
+            row,
+            current_user,
+            request.form.get("reason", ""),
+            utcnow(),
+            seen=request.form.get("version", type=int),
+        )
     except services.PeriodError as exc:
         db.session.rollback()
         return render("periods/error.html", status=422, message=exc.message)
