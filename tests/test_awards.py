@@ -633,3 +633,25 @@ def test_admins_define_custom_awards_with_checked_fields(app, month):
     )
     page = client.get("/admin/award-types").get_data(True)
     assert "微笑天使" in page
+
+
+def test_approving_after_a_revision_waits_for_that_versions_publication(app, month):
+    zhao_id = month["agents"][3].id
+    with app.app_context():
+        services.close_period(_row(), AFTER_CLOSE)
+        services.publish_period(_row(), None, AFTER_CLOSE)
+        admin = db.session.get(User, month["admin"].id)
+        month["state"]["finals"].update({zhao_id: 99.0})  # an appeal lifts 赵六 to the top
+        services.revise_period(_row(), admin, "申诉改判", AFTER_CLOSE, seen=1)
+        db.session.commit()
+        award_id = db.session.scalar(select(Award.id).where(Award.agent_id == zhao_id))
+    client = app.test_client()
+    login(client, "admin")
+    assert post(client, f"/admin/awards/{award_id}/decide", {"approve": "1"}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Award, award_id).status == "approved"  # v2 is not published yet
+        assert balance(zhao_id) == 0
+        services.publish_period(_row(), None, AFTER_CLOSE)
+        db.session.commit()
+        assert db.session.get(Award, award_id).status == "published"
+        assert balance(zhao_id) == 500
