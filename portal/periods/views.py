@@ -41,7 +41,11 @@ def period_list():
         error_out=False,
     )
     running = services.running_imports()
-    rows = [(row, services.state(row, now), services.blockers(row, running)) for row in page.items]
+    done = services.Blockers(0, 0)  # a closed period has nothing left to hold it back
+    rows = [
+        (row, services.state(row, now), done if row.closed_at else services.blockers(row, running))
+        for row in page.items
+    ]
     return render(
         "periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=PERIOD_KIND_NAMES
     )
