@@ -581,6 +581,13 @@ def test_the_wall_shows_published_awards_by_period_newest_first(app, wall):
     assert _english_phrases(html) == []
 
 
+def test_holders_see_their_own_awards_revoked_ones_included(app, wall):
+    html = _client(app, "A05").get("/awards/wall").get_data(True)
+    assert 'id="wall-mine"' in html and "202610-DDDD" in html and "已撤销" in html
+    assert "/certificates/202610-DDDD.pdf" in html
+    assert 'id="wall-mine"' not in _client(app, "A04").get("/awards/wall").get_data(True)
+
+
 @pytest.mark.parametrize(
     ("viewer", "sees_pdf"),
     [("A03", True), ("L", True), ("admin", True), ("A04", False), ("M", False)],

@@ -668,3 +668,16 @@ def published_awards(page: int, per_page: int = 30):
         per_page=per_page,
         error_out=False,
     )
+
+
+def own_awards(user_id: int) -> list[Award]:
+    """The viewer's own published and revoked awards, newest first (a revoked one leaves the
+    wall but stays in its holder's list, marked revoked)."""
+    return list(
+        db.session.scalars(
+            select(Award)
+            .where(Award.agent_id == user_id, Award.status.in_(("published", "revoked")))
+            .order_by(Award.published_at.desc(), Award.id.desc())
+            .limit(50)
+        )
+    )

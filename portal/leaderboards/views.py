@@ -183,6 +183,7 @@ def awards_wall():
         "wall",
         page=page,
         periods=periods,
+        mine=services.own_awards(current_user.id),
         kinds=_kind_names(),
         award_name=name_of_award,
         citation=citation,
