@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
+from babel import Locale
 from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale
@@ -24,16 +26,22 @@ PASSWORD_CHANGE_EXEMPT = frozenset(
 )
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
     """The user's own choice, else the language cookie, else Chinese."""
     languages = current_app.config["LANGUAGES"]
     if has_request_context():
         if current_user.is_authenticated and current_user.locale in languages:
-            return current_user.locale
+            return _locale(current_user.locale)
         chosen = request.cookies.get(LANG_COOKIE)
         if chosen in languages:
-            return chosen
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
+            return _locale(chosen)
+    return _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+@functools.cache
+def _locale(code: str) -> Locale:
+    """Parsed once per process: Babel looks the code up in its locale list every time."""
+    return Locale.parse(code)
 
 
 def current_path() -> str:
