@@ -228,6 +228,8 @@ def test_undecided_appeals_hold_the_close_unless_forced_with_a_reason(app, score
     again = runner.invoke(args=["periods", "close", "2026-11"])
     assert "already closed" in again.output
     assert runner.invoke(args=["periods", "close", "2026-13"]).exit_code == 1
+    future = runner.invoke(args=["periods", "close", "2099-01"])
+    assert future.exit_code == 1 and "has not begun" in future.output
 
 
 def test_an_appeal_upheld_after_the_close_flags_a_revision_that_makes_a_new_version(

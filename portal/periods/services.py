@@ -48,6 +48,13 @@ def period_end(row: PeriodRow) -> datetime:
     return datetime.combine(row.last_day + timedelta(days=1), time(0), tzinfo=tz)
 
 
+def has_begun(row: PeriodRow, now: datetime) -> bool:
+    """Whether the period's first day has come (in PORTAL_TIMEZONE): a period that has not
+    begun has nothing to close."""
+    tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+    return now >= datetime.combine(row.first_day, time(0), tzinfo=tz)
+
+
 def ensure_period(period: Period) -> PeriodRow:
     """The row of `period`, created when missing (any period key can be named)."""
     row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == period.key))
@@ -187,6 +194,8 @@ def close_period(
     a crash finds the claim stale and resumes at the step that did not commit."""
     if row.closed_at is not None:
         return CloseOutcome("already", f"{row.key} is already closed.", row.results_version)
+    if not has_begun(row, now):
+        return CloseOutcome("held", f"{row.key} has not begun yet: there is nothing to close.")
     # Once its results are frozen, a close is finished whatever came up since.
     held = blockers(row) if row.close_step in (None, "freezing") else Blockers(0, 0)
     if held.any and not force:
@@ -366,6 +375,8 @@ def request_close(row: PeriodRow, actor: User, now: datetime, force: bool, reaso
     never done in a web request); the page shows its progress."""
     if row.closed_at is not None:
         raise PeriodError(_l("This period is already closed."))
+    if not has_begun(row, now):
+        raise PeriodError(_l("This period has not begun yet: there is nothing to close."))
     if force and not reason.strip():
         raise PeriodError(_l("A forced close needs a reason: write why it cannot wait."))
     row.close_requested_at, row.close_requested_by = now, actor.id

@@ -47,7 +47,13 @@ def period_list():
         for row in page.items
     ]
     return render(
-        "periods/list.html", "items", page=page, rows=rows, states=STATES, kinds=PERIOD_KIND_NAMES
+        "periods/list.html",
+        "items",
+        page=page,
+        rows=rows,
+        states=STATES,
+        kinds=PERIOD_KIND_NAMES,
+        begun={row.id for row in page.items if services.has_begun(row, now)},
     )
 
 
