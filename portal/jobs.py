@@ -93,13 +93,14 @@ def run_upload_tasks() -> None:
 
 def run_close_requests() -> None:
     """Close the periods an admin asked to close now (every few seconds, like uploads; each
-    close claims its period itself)."""
+    close claims its period itself), then render certificates still missing."""
     from sqlalchemy.exc import OperationalError
 
-    from portal.periods.services import run_requested_closes
+    from portal.periods.services import render_pending_certificates, run_requested_closes
 
     try:
         run_requested_closes(utcnow())
+        render_pending_certificates(utcnow())
     except OperationalError as exc:  # SQLite: an import holds the write lock; next poll
         db.session.rollback()
         log.info("close requests wait: %s", exc.orig)

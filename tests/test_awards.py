@@ -655,3 +655,19 @@ def test_approving_after_a_revision_waits_for_that_versions_publication(app, mon
         db.session.commit()
         assert db.session.get(Award, award_id).status == "published"
         assert balance(zhao_id) == 500
+
+
+def test_the_scheduler_renders_certificates_still_missing(app, month, published):
+    _number, award_id = published
+    with app.app_context():
+        admin = db.session.get(User, month["admin"].id)
+        awards.revoke(admin, db.session.get(Award, award_id), "重复计分", AFTER_CLOSE)
+        db.session.commit()
+        assert db.session.get(Award, award_id).pdf_path is None
+        assert services.render_pending_certificates(AFTER_CLOSE) == 1
+        assert services.render_pending_certificates(AFTER_CLOSE) == 0  # nothing twice
+        award = db.session.get(Award, award_id)
+        from portal.awards.certificates import folder
+
+        text = _pdf_text((folder() / award.pdf_path).read_bytes())
+        assert "已撤销" in text and award.certificate_no in text

@@ -530,6 +530,27 @@ def render_certificates(row: PeriodRow, now: datetime) -> int:
     return done
 
 
+def render_pending_certificates(now: datetime, limit: int = 20) -> int:
+    """The scheduler's share of certificates: those of closed periods not rendered yet
+    (nominations approved after the close, revocations), a few at a time, one commit each.
+    A download renders its own at once if it comes first."""
+    awards = db.session.scalars(
+        select(Award)
+        .join(PeriodRow, PeriodRow.id == Award.period_id)
+        .where(
+            PeriodRow.closed_at.is_not(None),
+            Award.status.in_(("nominated", "approved", "published", "revoked")),
+            Award.pdf_path.is_(None),
+        )
+        .order_by(Award.id)
+        .limit(limit)
+    ).all()
+    for award in awards:
+        render_certificate(award, now)
+        db.session.commit()
+    return len(awards)
+
+
 def close_due_periods(now: datetime) -> str:
     """The scheduler's close: every period whose close time has passed, oldest first; then
     the closed periods an appeal has changed since are flagged for revision."""

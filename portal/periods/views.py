@@ -126,8 +126,7 @@ def period_publish(period_id: int):
     except services.PeriodError as exc:
         db.session.rollback()
         return render("periods/error.html", status=409, message=exc.message)
-    db.session.commit()
-    services.render_certificates(row, now)
+    db.session.commit()  # certificates still missing are rendered by the scheduler
     if request.form.get("next") == "awards":
         return redirect_to(url_for("awards.award_admin", period=row.key))
     return redirect_to(url_for("periods.period_list"))
