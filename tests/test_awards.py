@@ -633,6 +633,7 @@ def test_admins_define_custom_awards_with_checked_fields(app, month):
     )
     page = client.get("/admin/award-types").get_data(True)
     assert "微笑天使" in page
+    assert client.get("/admin/awards?period=2099-13").status_code == 404  # mistyped key
 
 
 def test_approving_after_a_revision_waits_for_that_versions_publication(app, month):

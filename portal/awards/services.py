@@ -63,14 +63,7 @@ def award_type(code: str) -> AwardType:
     found = db.session.scalar(select(AwardType).where(AwardType.code == code))
     if found is None and code in BUILTIN:
         name, points, criteria = BUILTIN[code]
-        with db.session.no_autoflush:
-            found = AwardType(
-                code=code,
-                name=name,
-                criteria=criteria,
-                points=points,
-                builtin=True,
-            )
+        found = AwardType(code=code, name=name, criteria=criteria, points=points, builtin=True)
         db.session.add(found)
         db.session.flush()
     return found

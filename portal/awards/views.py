@@ -129,6 +129,8 @@ def award_admin():
     row = next((p for p in periods if p.key == key), None)
     if row is None and key:
         row = db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+        if row is None:
+            abort(404)  # a period key that was mistyped or never existed
     page = None
     if row is not None:
         page = db.paginate(

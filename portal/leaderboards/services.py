@@ -257,20 +257,6 @@ def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Resul
     return frozen_results(period, row, visible.version)
 
 
-def previous_closed(period: Period) -> PeriodRow | None:
-    """The latest closed period of the same kind that ended before `period` began."""
-    return db.session.scalar(
-        select(PeriodRow)
-        .where(
-            PeriodRow.kind == period.kind,
-            PeriodRow.last_day < period.first_day,
-            PeriodRow.closed_at.is_not(None),
-        )
-        .order_by(PeriodRow.last_day.desc())
-        .limit(1)
-    )
-
-
 # --- boards ---------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from portal.awards.services import can_download, citation
 from portal.leaderboards import services
 from portal.metrics.labels import PERIOD_KIND_NAMES, format_metric, metric_name
 from portal.metrics.periods import PeriodKeyError, parse_period, period_of, recent_periods
+from portal.periods.services import previous_closed
 from portal.scoring.services import today
 from portal.system.settings import get_settings
 from portal.web.auth import require
@@ -79,7 +80,7 @@ def _result_board(code: str, period, args) -> dict:
         if metric:
             context["entries"] = services.board(results, code, group, metric)
     elif code == "improved":
-        before_row = services.previous_closed(period)
+        before_row = previous_closed(period)
         if before_row is not None:
             before = services.period_results(parse_period(before_row.key), before_row, current_user)
             context["previous"] = before

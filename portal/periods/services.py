@@ -346,19 +346,24 @@ def _freeze(
     return version.number, found
 
 
-def previous_finals(row: PeriodRow) -> dict[int, float]:
-    """Each agent's shown final in the latest closed period of the same kind before `row`,
-    for those who were ranked in it (进步标兵 compares against it)."""
-    before = db.session.scalar(
+def previous_closed(period: Period | PeriodRow) -> PeriodRow | None:
+    """The latest closed period of the same kind that ended before `period` began."""
+    return db.session.scalar(
         select(PeriodRow)
         .where(
-            PeriodRow.kind == row.kind,
-            PeriodRow.last_day < row.first_day,
+            PeriodRow.kind == period.kind,
+            PeriodRow.last_day < period.first_day,
             PeriodRow.closed_at.is_not(None),
         )
         .order_by(PeriodRow.last_day.desc())
         .limit(1)
     )
+
+
+def previous_finals(row: PeriodRow) -> dict[int, float]:
+    """Each agent's shown final in the previous closed period of the same kind, for those
+    who were ranked in it (进步标兵 compares against it)."""
+    before = previous_closed(row)
     if before is None:
         return {}
     found = db.session.execute(
