@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import sqlite3
+from datetime import UTC, date, datetime
 
 from flask import has_request_context, request
 from sqlalchemy import DateTime, MetaData, event
@@ -71,6 +72,10 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
 def _wants_write_lock() -> bool:
     """Read-only web requests begin deferred; everything else takes the write lock up front."""
     return not (has_request_context() and request.method in SAFE_METHODS)
+
+
+# Days written through the driver (bulk imports) are stored as SQLAlchemy stores them: ISO text.
+sqlite3.register_adapter(date, date.isoformat)
 
 
 def configure_sqlite(engine: Engine) -> None:

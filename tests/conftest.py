@@ -191,3 +191,22 @@ def count_queries(app, client, url: str) -> int:
         finally:
             event.remove(db.engine, "before_cursor_execute", listener)
     return len(count)
+
+
+def answered_call(source_id: str, agent_id: int | None, at, *, seconds: float = 300, queue="Q"):
+    """An interaction answered at once at `at` (aware) and lasting `seconds`, for tests that
+    need one stored without going through an import."""
+    from zoneinfo import ZoneInfo
+
+    from portal.metrics.models import Interaction
+
+    return Interaction(
+        source_id=source_id,
+        queue=queue,
+        agent_id=agent_id,
+        offered_day=at.astimezone(ZoneInfo("Asia/Shanghai")).date(),
+        offered_s=at.timestamp(),
+        ended_s=at.timestamp() + seconds,
+        wait_s=0,
+        talk_s=seconds,
+    )

@@ -269,16 +269,13 @@ def test_bulk_writes_store_exactly_what_the_orm_stores(ctx, make_user):
     from sqlalchemy import text
 
     from portal.metrics.ingest import _insert_rows
+    from portal.metrics.models import QaEvaluation
 
     agent = make_user({Role.AGENT}, agent_no="A")
-    shanghai = timezone(timedelta(hours=8))
     values = {
         "channel": "chat",
         "queue": "售后",
         "agent_id": agent.id,
-        "offered_at": datetime(2026, 11, 3, 0, 30, tzinfo=shanghai),
-        "answered_at": datetime(2026, 11, 2, 16, 30, 5, 250000, tzinfo=UTC),
-        "ended_at": datetime(2026, 11, 2, 16, 40, tzinfo=UTC),
         "offered_day": date(2026, 11, 3),
         "offered_s": 1.5,
         "ended_s": 2.0,
@@ -292,7 +289,7 @@ def test_bulk_writes_store_exactly_what_the_orm_stores(ctx, make_user):
     }
     db.session.add(Interaction(source_id="orm", **values))
     db.session.flush()
-    _insert_rows(Interaction.__table__, [{"source_id": "bulk", **values}])
+    _insert_rows(Interaction.__table__, ("source_id", *values), [("bulk", *values.values())])
     columns = [c.name for c in Interaction.__table__.columns if c.name not in ("id", "source_id")]
     orm, bulk = (
         db.session.execute(
@@ -302,4 +299,41 @@ def test_bulk_writes_store_exactly_what_the_orm_stores(ctx, make_user):
     )
     assert bulk == orm
     read = db.session.scalars(select(Interaction).order_by(Interaction.source_id)).all()
-    assert [r.offered_at for r in read] == [values["offered_at"]] * 2
+    assert [r.offered_day for r in read] == [date(2026, 11, 3)] * 2
+    # Times (QA evaluations keep theirs as timestamps) and defaults.
+    call = read[0]
+    shanghai = timezone(timedelta(hours=8))
+    evaluated = datetime(2026, 11, 3, 0, 30, 5, 250000, tzinfo=shanghai)
+    db.session.add(
+        QaEvaluation(
+            source_id="orm",
+            interaction_id=call.id,
+            score=90,
+            original_score=90,
+            evaluated_at=evaluated,
+            released_at=evaluated,
+        )
+    )
+    db.session.flush()
+    qa_columns = (
+        "source_id",
+        "interaction_id",
+        "score",
+        "original_score",
+        "evaluated_at",
+        "released_at",
+    )
+    _insert_rows(
+        QaEvaluation.__table__, qa_columns, [("bulk", call.id, 90.0, 90.0, evaluated, evaluated)]
+    )
+    stored = [c.name for c in QaEvaluation.__table__.columns if c.name not in ("id", "source_id")]
+    orm, bulk = (
+        db.session.execute(
+            text(f"SELECT {', '.join(stored)} FROM qa_evaluations WHERE source_id = :s"),
+            {"s": s},
+        ).one()
+        for s in ("orm", "bulk")
+    )
+    assert bulk == orm  # the status and comment defaults included
+    got = db.session.scalars(select(QaEvaluation.evaluated_at).order_by(QaEvaluation.source_id))
+    assert list(got) == [evaluated.astimezone(UTC)] * 2

@@ -208,3 +208,94 @@ def test_a_later_import_updates_metrics_of_earlier_days(scenario, runner, tmp_pa
     assert runner.invoke(args=["import", "interactions", str(path)]).exit_code == 0
     # i12 is within 72 h of i3 (ended 11-06 09:06:54): i3 now has a repeat.
     assert _export(runner, "agent")["A"]["fcr"] == "0.25"
+
+
+def _import_text(runner, tmp_path, text: str, name: str = "more.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(args=["import", "interactions", str(path)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_moving_a_contact_away_gives_the_earlier_one_its_fcr_back(scenario, runner, tmp_path):
+    """i3 (c1) is i1's repeat, 72 h − 1 s after i1 ended. Sent again 2 s later and for
+    agent B, it is outside i1's window: i1 counts as resolved, and A's daily sums lose i3."""
+    assert _export(runner, "agent")["A"]["fcr"] == "0.5"
+    moved = INTERACTIONS.splitlines()[3].replace("09:05:09", "09:05:11").replace(",A,", ",B,")
+    assert moved.startswith("i3,")
+    result = _import_text(runner, tmp_path, INTERACTIONS.splitlines()[0] + "\n" + moved + "\n")
+    assert "inserted: 0  updated: 1" in result.output
+    rows = _export(runner, "agent")
+    # A: i1 resolved (no repeat now), i2 resolved = 0, i10 resolved.
+    assert rows["A"]["handled"] == "3" and rows["A"]["fcr"] == "0.6667"
+    assert rows["B"]["handled"] == "3"
+
+
+def test_repeats_are_strictly_after_the_end_and_at_most_the_window_later(
+    scenario, runner, tmp_path
+):
+    """Agent C, customers seen only here:
+    x1 09:00–09:30 with x2 offered during it (09:10) and x3 a day later: x1 and x2 repeat;
+    y1 with only an overlapping y2: neither repeats;
+    z2 offered at the very second z1 ended: not a repeat;
+    w2 offered exactly 72 h after w1 ended: a repeat."""
+    header = INTERACTIONS.splitlines()[0]
+    rows = [
+        ("x1", "2026-11-10T09:00:00", "2026-11-10T09:00:00", "2026-11-10T09:30:00", "k1"),
+        ("x2", "2026-11-10T09:10:00", "2026-11-10T09:10:00", "2026-11-10T09:12:00", "k1"),
+        ("x3", "2026-11-11T09:00:00", "2026-11-11T09:00:00", "2026-11-11T09:01:00", "k1"),
+        ("y1", "2026-11-12T09:00:00", "2026-11-12T09:00:00", "2026-11-12T09:30:00", "k2"),
+        ("y2", "2026-11-12T09:10:00", "2026-11-12T09:10:00", "2026-11-12T09:12:00", "k2"),
+        ("z1", "2026-11-14T09:00:00", "2026-11-14T09:00:00", "2026-11-14T10:00:00", "k3"),
+        ("z2", "2026-11-14T10:00:00", "2026-11-14T10:00:00", "2026-11-14T10:05:00", "k3"),
+        ("w1", "2026-11-20T09:00:00", "2026-11-20T09:00:00", "2026-11-20T10:00:00", "k4"),
+        ("w2", "2026-11-23T10:00:00", "2026-11-23T10:00:00", "2026-11-23T10:05:00", "k4"),
+    ]
+    text = header + "\n" + "".join(
+        f"{i},phone,Q3,C,{o}+08:00,{a}+08:00,{e}+08:00,0,0,{k},0,\n" for i, o, a, e, k in rows
+    )
+    _import_text(runner, tmp_path, text)
+    with_repeats = {"x1", "x2", "w1"}
+    assert _export(runner, "agent")["C"]["fcr"] == f"{(9 - len(with_repeats)) / 9:.4f}"
+    with runner.app.app_context():
+        from sqlalchemy import select
+
+        from portal.metrics.models import InteractionRepeat
+
+        stored = db.session.scalars(
+            select(Interaction.source_id).join(
+                InteractionRepeat, InteractionRepeat.interaction_id == Interaction.id
+            )
+        )
+        assert set(stored) == with_repeats | {"i1"}
+
+
+def test_an_id_twice_in_a_file_is_caught_across_batches(app, runner, tmp_path, monkeypatch):
+    """The first attempt writes as if every row were new; the database's refusal of the
+    second g1 sends the file through the careful path, which names the row."""
+    from sqlalchemy import func, select
+
+    from portal.metrics import ingest
+    from portal.metrics.models import ImportRecord
+
+    monkeypatch.setattr(ingest, "FAST_BATCH", 2)
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    header = "interaction_id,offered_at,ended_at\n"
+    body = "".join(
+        f"{i},2026-11-03T09:0{n}:00+08:00,2026-11-03T09:0{n}:30+08:00\n"
+        for n, i in enumerate(["g1", "g2", "g3", "g1", "g4"])
+    )
+    path = tmp_path / "twice.csv"
+    path.write_text(header + body, encoding="utf-8")
+    refused = runner.invoke(args=["import", "interactions", str(path)])
+    assert refused.exit_code == 1
+    assert "Row 5: g1 already appears in an earlier row of this file" in refused.output
+    kept = runner.invoke(args=["import", "interactions", str(path), "--valid-only"])
+    assert kept.exit_code == 0
+    assert "inserted: 4  updated: 0  unchanged: 0  rejected: 1" in kept.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Interaction.id))) == 4
+        # One record per run: the first attempt's own record went with it.
+        statuses = db.session.scalars(select(ImportRecord.status).order_by(ImportRecord.id))
+        assert list(statuses) == ["rejected", "committed"]

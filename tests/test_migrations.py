@@ -77,3 +77,54 @@ def test_upgrade_on_an_empty_database_has_no_drift_and_downgrades(empty_database
     assert set(inspect(create_engine(empty_database)).get_table_names()) <= {"alembic_version"}
     again = _flask(empty_database, "db", "upgrade")
     assert again.returncode == 0, again.stderr
+
+
+def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_database):
+    """The interactions table is rebuilt on SQLite (batch mode): the surveys and evaluations
+    that point at it must survive, repeats move to their own table, and going back restores
+    the times as they were."""
+    assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
+    engine = create_engine(empty_database)
+    now = "2026-11-03 01:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, agent_no, name, active, must_change_password, "
+                "created_at, updated_at) VALUES (1, 'A', 'a', true, false, :t, :t)"
+            ),
+            {"t": now},
+        )
+        for n, repeat in ((1, True), (2, False)):
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (id, source_id, channel, queue, agent_id, "
+                    "offered_at, answered_at, ended_at, offered_day, offered_s, ended_s, wait_s, "
+                    "talk_s, wrap_s, hold_s, transferred, has_repeat) VALUES (:n, :s, 'phone', "
+                    "'Q', 1, :t, :t, :t, '2026-11-03', 1793667600.25, 1793667900, 0, 299.75, 0, "
+                    "0, false, :r)"
+                ),
+                {"n": n, "s": f"i{n}", "t": now, "r": repeat},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO surveys (source_id, interaction_id, csat, submitted_at, comment) "
+                "VALUES ('s1', 1, 5, :t, '')"
+            ),
+            {"t": now},
+        )
+    engine.dispose()
+    assert _flask(empty_database, "db", "upgrade").returncode == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM surveys")).scalar() == 1
+        assert conn.execute(text("SELECT interaction_id FROM interaction_repeats")).all() == [(1,)]
+        assert "offered_at" not in {c["name"] for c in inspect(conn).get_columns("interactions")}
+    engine.dispose()
+    assert _flask(empty_database, "db", "downgrade", "ca7abc2afbba").returncode == 0
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT source_id, has_repeat, answered_at FROM interactions ORDER BY id")
+        ).all()
+        assert [(s, bool(r)) for s, r, _ in rows] == [("i1", True), ("i2", False)]
+        assert str(rows[0][2]).startswith("2026-11-03 01:00:00.25")
+        assert conn.execute(text("SELECT count(*) FROM surveys")).scalar() == 1
+    engine.dispose()

@@ -15,26 +15,14 @@ from portal.periods import services
 from portal.periods.models import PeriodRow
 from portal.scoring.plans import default_document
 from portal.scoring.services import save_plan
-from tests.conftest import login
+from tests.conftest import answered_call, login
 
 TODAY = date(2026, 11, 23)
 
 
 def _interaction(agent_id=None, day=date(2026, 9, 15), source="i1"):
     at = datetime(day.year, day.month, day.day, 9, tzinfo=timezone(timedelta(hours=8)))
-    return Interaction(
-        source_id=source,
-        queue="Q",
-        agent_id=agent_id,
-        offered_at=at,
-        answered_at=at,
-        ended_at=at + timedelta(minutes=5),
-        offered_day=day,
-        offered_s=at.timestamp(),
-        ended_s=at.timestamp() + 300,
-        wait_s=0,
-        talk_s=300,
-    )
+    return answered_call(source, agent_id, at)
 
 
 def test_close_time_is_the_end_of_the_period_plus_the_grace_hours(ctx):

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from portal.accounts.models import Position, Role
 from portal.audit.models import AuditEntry
 from portal.extensions import db
-from portal.metrics.models import Interaction, QaEvaluation, SuppliedValue
+from portal.metrics.models import QaEvaluation, SuppliedValue
 from portal.scoring.models import Plan, PlanVersion
 from portal.scoring.plans import PlanErrors, check, default_document, flatten
 from portal.scoring.services import save_plan
+from tests.conftest import answered_call
 
 
 def phone(**changes) -> dict:
@@ -236,19 +237,7 @@ def scored(app, make_user):
                 )
             )
         at = datetime(2026, 11, 3, 9, tzinfo=timezone(timedelta(hours=8)))
-        call = Interaction(
-            source_id="r1",
-            queue="Q",
-            agent_id=people["B"].id,
-            offered_at=at,
-            answered_at=at,
-            ended_at=at + timedelta(minutes=5),
-            offered_day=date(2026, 11, 3),
-            offered_s=at.timestamp(),
-            ended_s=at.timestamp() + 300,
-            wait_s=0,
-            talk_s=300,
-        )
+        call = answered_call("r1", people["B"].id, at)
         db.session.add(call)
         db.session.flush()
         db.session.add(

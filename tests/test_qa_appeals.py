@@ -15,6 +15,7 @@ from portal.metrics.models import DayStats, Interaction, QaEvaluation
 from portal.notifications.models import Notification
 from portal.qa import services as qa
 from portal.qa.models import Appeal, AppealEvent, EvaluationItem
+from tests.conftest import answered_call
 
 RELEASED = datetime(2026, 11, 4, 2, 0, tzinfo=UTC)  # a Wednesday, 10:00 in Shanghai
 GOOD = {"greeting": 10, "needs": 20, "solution": 20, "empathy": 10, "process": 10}  # 70
@@ -37,19 +38,7 @@ def world(app, make_user, make_team, make_position):
     with app.app_context():
         version = qa.save_rubric(None, db.session.merge(position), qa.DEFAULT_RUBRIC)
         at = datetime(2026, 11, 3, 9, tzinfo=timezone(timedelta(hours=8)))
-        call = Interaction(
-            source_id="c1",
-            queue="Q",
-            agent_id=people["agent"].id,
-            offered_at=at,
-            answered_at=at,
-            ended_at=at + timedelta(minutes=5),
-            offered_day=date(2026, 11, 3),
-            offered_s=at.timestamp(),
-            ended_s=at.timestamp() + 300,
-            wait_s=0,
-            talk_s=300,
-        )
+        call = answered_call("c1", people["agent"].id, at)
         db.session.add(call)
         db.session.commit()
         ids = {"version": version.id, "interaction": call.id}

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.metrics.models import QaEvaluation
 from portal.qa.models import Appeal, RubricVersion
-from tests.conftest import login, post
+from tests.conftest import answered_call, login, post
 from tests.test_qa_appeals import world  # noqa: F401 - the shared fixture
 
 SCORES = {"greeting": "10", "needs": "20", "solution": "20", "empathy": "10", "process": "10"}
@@ -180,10 +180,9 @@ def test_qa_finds_interactions_by_agent_and_day(app, world):  # noqa: F811
 
 
 def test_the_evaluation_list_runs_a_fixed_number_of_queries(app, world, make_user):  # noqa: F811
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, datetime
 
     from portal.accounts.models import Role
-    from portal.metrics.models import Interaction
     from tests.conftest import count_queries
 
     client = _client(app, "QL2")
@@ -193,19 +192,7 @@ def test_the_evaluation_list_runs_a_fixed_number_of_queries(app, world, make_use
         for i in range(start, start + n):
             agent = make_user({Role.AGENT}, agent_no=f"X{i}")
             with app.app_context():
-                call = Interaction(
-                    source_id=f"x{i}",
-                    queue="Q",
-                    agent_id=agent.id,
-                    offered_at=at,
-                    answered_at=at,
-                    ended_at=at + timedelta(minutes=1),
-                    offered_day=date(2026, 11, 3),
-                    offered_s=0,
-                    ended_s=60,
-                    wait_s=0,
-                    talk_s=60,
-                )
+                call = answered_call(f"x{i}", agent.id, at, seconds=60)
                 db.session.add(call)
                 db.session.flush()
                 db.session.add(

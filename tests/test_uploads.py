@@ -194,6 +194,7 @@ def test_the_task_page_shows_progress_while_the_scheduler_works(app, admin, monk
         )
 
     monkeypatch.setattr(ingest, "BATCH", 1)
+    monkeypatch.setattr(ingest, "FAST_BATCH", 1)
     monkeypatch.setattr(uploads, "_report", report_and_look)
     _run_tasks(app)
     first = seen[0].get_data(as_text=True)

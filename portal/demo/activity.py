@@ -277,10 +277,10 @@ def seed_qa_activity(now: datetime) -> dict[str, int]:
             select(Interaction)
             .where(
                 Interaction.agent_id == agent.id,
-                Interaction.answered_at.is_not(None),
-                Interaction.offered_at <= now - timedelta(days=3),
+                Interaction.talk_s.is_not(None),
+                Interaction.offered_s <= (now - timedelta(days=3)).timestamp(),
             )
-            .order_by(Interaction.offered_at.desc())
+            .order_by(Interaction.offered_s.desc())
             .limit(2)
         ).all()
         for n, call in enumerate(calls):

@@ -4,11 +4,16 @@ One pipeline behind every door (upload, CLI, API, inbox): rows are read as a str
 by one, written in batches inside one transaction, and either all committed or — when any row is
 rejected and the caller did not ask for the valid rows only — all rolled back. Re-importing the
 same source ids updates those records, never duplicates them. Every run leaves an ImportRecord.
+
+Writing goes one of two ways. The first attempt assumes every row is new (the usual case: the
+next day's or month's file) and inserts each batch through the driver without looking anything
+up. When the database refuses a batch because a source id is already stored — a re-sent file,
+or an id twice in one file — the attempt is rolled back to its savepoint and the file is read
+again carefully: each batch's stored rows are looked up, compared, updated or reported.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -16,11 +21,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
+from itertools import chain
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, select, text, update
+from sqlalchemy import select, text, update
 
 from portal.accounts.models import User
 from portal.db import UTCDateTime, sqlite_utc_text, utcnow
@@ -53,13 +61,19 @@ INTERACTION_COLUMNS = (
     "transferred",
     "resolved",
 )
-BATCH = 2000
+BATCH = 2000  # rows looked up and compared at a time
+FAST_BATCH = 10_000  # rows inserted at a time while every row is new
 KEEP_REJECTIONS = 1000
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
+BLOCK = 1 << 20  # bytes read at a time
 
 
 class RowError(ValueError):
     """Why one row is refused."""
+
+
+class _StoredAlready(Exception):
+    """A fast attempt met a source id that is already stored: read the file again carefully."""
 
 
 # --- reading files as streams of rows -------------------------------------------------------
@@ -69,7 +83,7 @@ class RowError(ValueError):
 class Table:
     encoding: str
     columns: list[str]
-    rows: Iterator[tuple[int, dict]]  # (row number as a spreadsheet shows it, values)
+    rows: Iterator[tuple[int, list]]  # (row number as a spreadsheet shows it, values)
 
 
 def _sniff_encoding(head: bytes) -> str:
@@ -84,59 +98,68 @@ def _trim_partial(head: bytes) -> bytes:
     return head[: cut + 1] if cut > 0 and len(head) >= 65536 else head
 
 
+def _text_chunks(head: bytes, rest: io.BufferedIOBase, encoding: str) -> Iterator[str]:
+    """The file as text, a block of whole lines at a time.
+
+    Blocks are cut after their last newline byte, which never occurs inside a UTF-8 or GB18030
+    character, so each block decodes on its own. A block that does not decode names the line
+    of its first bad byte."""
+    pending, lines_before = b"", 0
+    for block in chain((head,), iter(partial(rest.read, BLOCK), b"")):
+        data = pending + block
+        cut = data.rfind(b"\n") + 1
+        pending = data[cut:]
+        yield _decoded(data[:cut], encoding, lines_before)
+        lines_before += data.count(b"\n", 0, cut)
+        encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM starts the file
+    if pending:
+        yield _decoded(pending, encoding, lines_before)
+
+
+def _decoded(data: bytes, encoding: str, lines_before: int) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        row = lines_before + data.count(b"\n", 0, exc.start) + 1
+        raise FileProblem(
+            _l(
+                "Row %(row)s is not valid %(encoding)s text. Save the whole file as CSV "
+                "UTF-8 and try again.",
+                row=row,
+                encoding=encoding,
+            )
+        ) from None
+
+
 def read_csv_stream(stream: io.BufferedIOBase) -> Table:
-    head = stream.read(1 << 20)
+    head = stream.read(BLOCK)
     if not head.strip():
         raise FileProblem(_l("The file is empty. It needs a header row and data rows."))
     encoding = _sniff_encoding(head)
-    rest = stream
-
-    def chunks():
-        yield head
-        while block := rest.read(1 << 20):
-            yield block
-
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-
-    def text_lines():
-        pending = ""
-        for block in chunks():
-            pending += decoder.decode(block)
-            *lines, pending = pending.split("\n")
-            yield from (line + "\n" for line in lines)
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            yield pending
-
-    reader = csv.reader(text_lines())
+    lines = chain.from_iterable(
+        map(partial(io.StringIO, newline=""), _text_chunks(head, stream, encoding))
+    )
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
         raise FileProblem(_l("The file is empty. It needs a header row and data rows.")) from None
+    except csv.Error as exc:
+        raise FileProblem(
+            _l("Row %(row)s is not valid CSV: %(error)s", row=1, error=str(exc))
+        ) from None
     columns = [h.strip().lower() for h in header]
 
     def rows():
         # Values are passed on as read: the row parsers strip what they use. A short row
         # simply lacks its last columns.
-        number = 1
         try:
             for values in reader:
-                number = reader.line_num
-                if not "".join(values).strip():
-                    continue
-                yield number, dict(zip(columns, values, strict=False))
-        except UnicodeDecodeError:
-            raise FileProblem(
-                _l(
-                    "Row %(row)s is not valid %(encoding)s text. Save the whole file as CSV "
-                    "UTF-8 and try again.",
-                    row=number + 1,
-                    encoding=encoding,
-                )
-            ) from None
+                if any(values) and (values[0].strip() or "".join(values).strip()):
+                    yield reader.line_num, values
         except csv.Error as exc:
             raise FileProblem(
-                _l("Row %(row)s is not valid CSV: %(error)s", row=number + 1, error=str(exc))
+                _l("Row %(row)s is not valid CSV: %(error)s", row=reader.line_num, error=str(exc))
             ) from None
 
     return Table(encoding, columns, rows())
@@ -170,14 +193,7 @@ def read_xlsx_stream(stream: io.BufferedIOBase) -> Table:
         for number, row in enumerate(values, start=2):
             if all(v is None or str(v).strip() == "" for v in row):
                 continue
-            yield (
-                number,
-                {
-                    name: cell(row[i]) if i < len(row) else ""
-                    for i, name in enumerate(columns)
-                    if name
-                },
-            )
+            yield number, [cell(v) for v in row]
         book.close()
 
     return Table("xlsx", columns, rows())
@@ -189,6 +205,31 @@ def open_table(stream: io.BufferedReader, filename: str) -> Table:
         # A workbook is a zip archive, which needs random access: hold it in memory.
         return read_xlsx_stream(io.BytesIO(stream.read()))
     return read_csv_stream(stream)
+
+
+def json_table(rows: list, checksum: str) -> Table:
+    """Rows posted to the API: a list of objects keyed by the CSV column names."""
+    columns = sorted({str(k).strip().lower() for row in rows if isinstance(row, dict) for k in row})
+
+    def numbered():
+        for number, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                raise FileProblem(
+                    _l("Item %(n)s is not an object with the columns as keys.", n=number)
+                )
+            named = {str(k).strip().lower(): v for k, v in row.items()}
+            yield number, [_json_value(named.get(c)) for c in columns]
+
+    return Table(f"json:{checksum}", columns, numbered())
+
+
+def _json_value(value):
+    """JSON values as a file would hold them: text, with numbers and flags written out."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "1" if value else "0"
+    return value if isinstance(value, str) else str(value)
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -220,13 +261,21 @@ def parse_time(raw, tz: ZoneInfo, column: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_optional_time(raw, tz: ZoneInfo, column: str) -> datetime | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    return parse_time(raw, tz, column)
+def _seconds_at(raw, tz: ZoneInfo, column: str, fromisoformat=datetime.fromisoformat) -> float:
+    """A timestamp as seconds since the epoch: parse_time, without its detours for the usual
+    text (a well-formed ISO 8601 string)."""
+    try:
+        value = fromisoformat(raw)
+    except (TypeError, ValueError):
+        value = parse_time(raw, tz, column)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.timestamp()
 
 
 def parse_seconds(raw, column: str) -> float:
+    if raw == "" or raw == "0":
+        return 0.0
     if isinstance(raw, str):
         raw = raw.strip()
     if raw in ("", None):
@@ -249,16 +298,22 @@ def parse_seconds(raw, column: str) -> float:
     return value
 
 
+FLAGS = {
+    **dict.fromkeys(("1", "true", "yes", "y", "是"), True),
+    **dict.fromkeys(("0", "false", "no", "n", "否"), False),
+}
+
+
 def parse_flag(raw, column: str, *, allow_empty: bool) -> bool | None:
+    found = FLAGS.get(raw)
+    if found is not None:
+        return found
     text = str(raw).strip().lower() if raw is not None else ""
-    if text in ("1", "true", "yes", "y", "是"):
-        return True
-    if text in ("0", "false", "no", "n", "否"):
-        return False
-    if text == "" and allow_empty:
-        return None
+    found = FLAGS.get(text)
+    if found is not None:
+        return found
     if text == "":
-        return False
+        return None if allow_empty else False
     raise RowError(_l("%(column)s '%(value)s' must be 1 or 0", column=column, value=raw))
 
 
@@ -306,125 +361,164 @@ class Context:
     def __init__(self):
         self.tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
         self._agents: dict[str, int] | None = None
+        self._seen_agents: dict[str, int] = {}  # as written in the file
+        self._days: dict[int, date] = {}
 
     def agent_id(self, agent_no: str, column: str = "agent_no") -> int:
+        found = self._seen_agents.get(agent_no)
+        if found is not None:
+            return found
         if self._agents is None:
             self._agents = {
                 no.lower(): uid for uid, no in db.session.execute(select(User.id, User.agent_no))
             }
-        found = self._agents.get(agent_no.lower())
+        found = self._agents.get(agent_no.strip().lower())
         if found is None:
             raise RowError(
                 _l(
                     "%(column)s '%(value)s' is not a known employee number",
                     column=column,
-                    value=agent_no,
+                    value=agent_no.strip(),
                 )
             )
+        self._seen_agents[agent_no] = found
         return found
 
+    def local_day(self, seconds: float) -> date:
+        """The day in the portal's timezone, cached per quarter hour (every zone's offset is a
+        whole number of quarter hours, so a quarter hour never straddles local midnight;
+        one that would is computed exactly each time)."""
+        quarter = int(seconds // 900)
+        day = self._days.get(quarter)
+        if day is None:
+            start = datetime.fromtimestamp(quarter * 900, self.tz).date()
+            if start != datetime.fromtimestamp(quarter * 900 + 899, self.tz).date():
+                return datetime.fromtimestamp(seconds, self.tz).date()
+            day = self._days[quarter] = start
+        return day
 
-def interaction_row(v: dict, ctx: Context) -> dict:
-    source_id = parse_id(v.get("interaction_id"), "interaction_id")
-    channel = (str(v.get("channel") or "").strip().lower()) or "phone"
+
+def interaction_row(v: tuple, ctx: Context) -> tuple:
+    (
+        source_id,
+        channel,
+        queue,
+        agent_no,
+        offered,
+        answered,
+        ended,
+        wrap,
+        hold,
+        customer,
+        transferred,
+        resolved,
+    ) = v
+    if not source_id or len(source_id) > 64 or source_id != source_id.strip():
+        source_id = parse_id(source_id, "interaction_id")
     if channel not in CHANNELS:
+        channel = str(channel or "").strip().lower() or "phone"
+        if channel not in CHANNELS:
+            raise RowError(
+                _l(
+                    "channel '%(value)s' must be one of %(choices)s",
+                    value=channel,
+                    choices=", ".join(CHANNELS),
+                )
+            )
+    tz = ctx.tz
+    offered_s = _seconds_at(offered, tz, "offered_at")
+    if answered == "" or not str(answered).strip():
+        answered_s = None
+    else:
+        answered_s = _seconds_at(answered, tz, "answered_at")
+    ended_s = _seconds_at(ended, tz, "ended_at")
+    if answered_s is not None and answered_s < offered_s:
+        raise RowError(_l("answered_at is before offered_at"))
+    if ended_s < (offered_s if answered_s is None else answered_s):
         raise RowError(
             _l(
-                "channel '%(value)s' must be one of %(choices)s",
-                value=channel,
-                choices=", ".join(CHANNELS),
+                "ended_at is before %(column)s",
+                column="offered_at" if answered_s is None else "answered_at",
             )
         )
-    agent_no = str(v.get("agent_no") or "").strip()
-    offered = parse_time(v.get("offered_at"), ctx.tz, "offered_at")
-    answered = parse_optional_time(v.get("answered_at"), ctx.tz, "answered_at")
-    ended = parse_time(v.get("ended_at"), ctx.tz, "ended_at")
-    if answered is not None and answered < offered:
-        raise RowError(_l("answered_at is before offered_at"))
-    if ended < (answered or offered):
-        raise RowError(
-            _l("ended_at is before %(column)s", column="answered_at" if answered else "offered_at")
-        )
-    if (ended - offered).total_seconds() > MAX_SECONDS:
+    if ended_s - offered_s > MAX_SECONDS:
         raise RowError(_l("the interaction lasts more than 24 hours"))
-    queue = str(v.get("queue") or "").strip()
-    customer = str(v.get("customer_key") or "").strip()
+    queue, customer = str(queue).strip(), str(customer).strip()
     if len(queue) > 64 or len(customer) > 128:
         raise RowError(_l("queue (64) or customer_key (128 characters) is too long"))
-    wait_end = answered or ended
-    return {
-        "source_id": source_id,
-        "channel": channel,
-        "queue": queue,
-        "agent_id": ctx.agent_id(agent_no) if agent_no else None,
-        "offered_at": offered,
-        "answered_at": answered,
-        "ended_at": ended,
-        "offered_day": offered.astimezone(ctx.tz).date(),
-        "offered_s": offered.timestamp(),
-        "ended_s": ended.timestamp(),
-        "wait_s": (wait_end - offered).total_seconds(),
-        "talk_s": (ended - answered).total_seconds() if answered else None,
-        "wrap_s": parse_seconds(v.get("wrap_seconds"), "wrap_seconds"),
-        "hold_s": parse_seconds(v.get("hold_seconds"), "hold_seconds"),
-        "customer_key": customer or None,
-        "transferred": parse_flag(v.get("transferred"), "transferred", allow_empty=False),
-        "resolved": parse_flag(v.get("resolved"), "resolved", allow_empty=True),
-    }
+    return (
+        source_id,
+        channel,
+        queue,
+        ctx.agent_id(agent_no) if agent_no != "" and str(agent_no).strip() else None,
+        ctx.local_day(offered_s),
+        offered_s,
+        ended_s,
+        (ended_s if answered_s is None else answered_s) - offered_s,
+        None if answered_s is None else ended_s - answered_s,
+        parse_seconds(wrap, "wrap_seconds"),
+        parse_seconds(hold, "hold_seconds"),
+        customer or None,
+        parse_flag(transferred, "transferred", allow_empty=False),
+        parse_flag(resolved, "resolved", allow_empty=True),
+    )
 
 
-class _InteractionRefs:
-    """interaction_id → internal id, for surveys and QA evaluations (looked up per batch)."""
+def interaction_shown(row: dict) -> dict:
+    """A parsed interaction as the preview shows it: its times rather than their seconds."""
+    answered = None if row["talk_s"] is None else row["offered_s"] + row["wait_s"]
+    shown = {}
+    for name, value in row.items():
+        if name == "offered_day":
+            for label, seconds in (
+                ("offered_at", row["offered_s"]),
+                ("answered_at", answered),
+                ("ended_at", row["ended_s"]),
+            ):
+                shown[label] = None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+        elif name not in ("offered_s", "ended_s"):
+            shown[name] = value
+    return shown
 
-    @staticmethod
-    def resolve(rows: list[dict]) -> None:
-        wanted = {r["_interaction"] for r in rows}
-        found = dict(
-            db.session.execute(
-                select(Interaction.source_id, Interaction.id).where(
-                    Interaction.source_id.in_(wanted)
-                )
-            ).all()
-        )
-        for r in rows:
-            r["interaction_id"] = found.get(r["_interaction"])
 
-
-def survey_row(v: dict, ctx: Context) -> dict:
-    csat = parse_int(v.get("csat"), "csat", 1, 5, required=False)
-    nps = parse_int(v.get("nps"), "nps", 0, 10, required=False)
-    comment = str(v.get("comment") or "").strip()
+def survey_row(v: tuple, ctx: Context) -> tuple:
+    survey_id, interaction_id, submitted, csat, nps, comment = v
+    csat = parse_int(csat, "csat", 1, 5, required=False)
+    nps = parse_int(nps, "nps", 0, 10, required=False)
+    comment = str(comment or "").strip()
     if len(comment) > 4000:
         raise RowError(_l("comment is longer than 4000 characters"))
-    return {
-        "source_id": parse_id(v.get("survey_id"), "survey_id"),
-        "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
-        "csat": csat,
-        "nps": nps,
-        "submitted_at": parse_time(v.get("submitted_at"), ctx.tz, "submitted_at"),
-        "comment": comment,
-    }
+    return (
+        parse_id(survey_id, "survey_id"),
+        parse_id(interaction_id, "interaction_id"),  # resolved to the stored id per batch
+        csat,
+        nps,
+        parse_time(submitted, ctx.tz, "submitted_at"),
+        comment,
+    )
 
 
-def qa_row(v: dict, ctx: Context) -> dict:
+def qa_row(v: tuple, ctx: Context) -> tuple:
+    evaluation_id, interaction_id, evaluator, score, evaluated, red_line = v
+    raw_score = score
     try:
-        score = float(v.get("score"))
+        score = float(score)
     except (TypeError, ValueError):
-        raise RowError(_l("score '%(value)s' is not a number", value=v.get("score"))) from None
+        raise RowError(_l("score '%(value)s' is not a number", value=raw_score)) from None
     if not math.isfinite(score) or not 0 <= score <= 100:
-        raise RowError(_l("score %(value)s must be from 0 to 100", value=v.get("score")))
-    evaluator = str(v.get("evaluator_no") or "").strip()
-    evaluated = parse_time(v.get("evaluated_at"), ctx.tz, "evaluated_at")
-    return {
-        "source_id": parse_id(v.get("evaluation_id"), "evaluation_id"),
-        "_interaction": parse_id(v.get("interaction_id"), "interaction_id"),
-        "evaluator_id": ctx.agent_id(evaluator, "evaluator_no") if evaluator else None,
-        "score": score,
-        "original_score": score,
-        "evaluated_at": evaluated,
-        "released_at": evaluated,  # imported evaluations are released as they arrive
-        "red_line": parse_flag(v.get("red_line"), "red_line", allow_empty=False),
-    }
+        raise RowError(_l("score %(value)s must be from 0 to 100", value=raw_score))
+    evaluator = str(evaluator or "").strip()
+    evaluated = parse_time(evaluated, ctx.tz, "evaluated_at")
+    return (
+        parse_id(evaluation_id, "evaluation_id"),
+        parse_id(interaction_id, "interaction_id"),
+        ctx.agent_id(evaluator, "evaluator_no") if evaluator else None,
+        score,
+        score,  # original_score
+        evaluated,
+        evaluated,  # released_at: imported evaluations are released as they arrive
+        parse_flag(red_line, "red_line", allow_empty=False),
+    )
 
 
 SUPPLIED_RANGES = {
@@ -434,21 +528,22 @@ SUPPLIED_RANGES = {
 }
 
 
-def metric_value_row(v: dict, ctx: Context) -> dict:
-    agent_no = str(v.get("agent_no") or "").strip()
+def metric_value_row(v: tuple, ctx: Context) -> tuple:
+    agent_no, period_key, code, raw = v
+    agent_no = str(agent_no or "").strip()
     if not agent_no:
         raise RowError(_l("%(column)s is empty", column="agent_no"))
     try:
-        period = parse_period(str(v.get("period") or ""))
+        period = parse_period(str(period_key or ""))
     except PeriodKeyError:
         raise RowError(
             _l(
                 "period '%(value)s' is not a period key; use 2026-11 (month), 2026-W47 "
                 "(ISO week) or 2026-Q4",
-                value=v.get("period"),
+                value=period_key,
             )
         ) from None
-    code = str(v.get("metric_code") or "").strip()
+    code = str(code or "").strip()
     if code not in SUPPLIED_CODES:
         raise RowError(
             _l(
@@ -458,27 +553,21 @@ def metric_value_row(v: dict, ctx: Context) -> dict:
             )
         )
     try:
-        value = float(v.get("value"))
+        value = float(raw)
     except (TypeError, ValueError):
-        raise RowError(_l("value '%(value)s' is not a number", value=v.get("value"))) from None
+        raise RowError(_l("value '%(value)s' is not a number", value=raw)) from None
     low, high = SUPPLIED_RANGES[code]
     if not math.isfinite(value) or not low <= value <= high:
         raise RowError(
             _l(
                 "value %(value)s for %(code)s must be from %(low)s to %(high)s",
-                value=v.get("value"),
+                value=raw,
                 code=code,
                 low=f"{low:g}",
                 high=f"{high:g}",
             )
         )
-    return {
-        "agent_id": ctx.agent_id(agent_no),
-        "period_key": period.key,
-        "metric": code,
-        "value": value,
-        "source_id": f"{agent_no.lower()}|{period.key}|{code}",
-    }
+    return (ctx.agent_id(agent_no), period.key, code, value)
 
 
 @dataclass(frozen=True)
@@ -487,17 +576,38 @@ class Kind:
     model: type
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    parse: Callable[[dict, Context], dict]
+    fields: tuple[str, ...]  # the file's columns in the order `parse` takes them
+    parse: Callable[[tuple, Context], tuple]
+    columns: tuple[str, ...]  # the stored columns in the order `parse` returns them
     compare: tuple[str, ...]  # the stored fields an update may change
-    refs: bool = False  # rows name an interaction by its source id
+    key: Callable[[tuple], str] = itemgetter(0)  # what makes a row the same record
+    refs: bool = False  # column 1 names an interaction by its source id
+    shown: Callable[[dict], dict] | None = None  # a parsed row as the preview shows it
 
+
+INTERACTION_STORED = (
+    "source_id",
+    "channel",
+    "queue",
+    "agent_id",
+    "offered_day",
+    "offered_s",
+    "ended_s",
+    "wait_s",
+    "talk_s",
+    "wrap_s",
+    "hold_s",
+    "customer_key",
+    "transferred",
+    "resolved",
+)
 
 KINDS = {
     "interactions": Kind(
         "interactions",
         Interaction,
-        ("interaction_id", "offered_at", "ended_at"),
-        (
+        required=("interaction_id", "offered_at", "ended_at"),
+        optional=(
             "channel",
             "queue",
             "agent_no",
@@ -508,46 +618,74 @@ KINDS = {
             "transferred",
             "resolved",
         ),
-        interaction_row,
-        (
-            "channel",
-            "queue",
-            "agent_id",
-            "offered_at",
-            "answered_at",
-            "ended_at",
-            "wrap_s",
-            "hold_s",
-            "customer_key",
-            "transferred",
-            "resolved",
-        ),
+        fields=INTERACTION_COLUMNS,
+        parse=interaction_row,
+        columns=INTERACTION_STORED,
+        compare=tuple(c for c in INTERACTION_STORED if c not in ("source_id", "offered_day")),
+        shown=interaction_shown,
     ),
     "surveys": Kind(
         "surveys",
         Survey,
-        ("survey_id", "interaction_id", "submitted_at"),
-        ("csat", "nps", "comment"),
-        survey_row,
-        ("interaction_id", "csat", "nps", "submitted_at", "comment"),
+        required=("survey_id", "interaction_id", "submitted_at"),
+        optional=("csat", "nps", "comment"),
+        fields=("survey_id", "interaction_id", "submitted_at", "csat", "nps", "comment"),
+        parse=survey_row,
+        columns=("source_id", "interaction_id", "csat", "nps", "submitted_at", "comment"),
+        compare=("interaction_id", "csat", "nps", "submitted_at", "comment"),
         refs=True,
     ),
     "qa": Kind(
         "qa",
         QaEvaluation,
-        ("evaluation_id", "interaction_id", "evaluator_no", "score", "evaluated_at", "red_line"),
-        (),
-        qa_row,
-        ("interaction_id", "evaluator_id", "score", "original_score", "evaluated_at", "red_line"),
+        required=(
+            "evaluation_id",
+            "interaction_id",
+            "evaluator_no",
+            "score",
+            "evaluated_at",
+            "red_line",
+        ),
+        optional=(),
+        fields=(
+            "evaluation_id",
+            "interaction_id",
+            "evaluator_no",
+            "score",
+            "evaluated_at",
+            "red_line",
+        ),
+        parse=qa_row,
+        columns=(
+            "source_id",
+            "interaction_id",
+            "evaluator_id",
+            "score",
+            "original_score",
+            "evaluated_at",
+            "released_at",
+            "red_line",
+        ),
+        compare=(
+            "interaction_id",
+            "evaluator_id",
+            "score",
+            "original_score",
+            "evaluated_at",
+            "red_line",
+        ),
         refs=True,
     ),
     "metric-values": Kind(
         "metric-values",
         SuppliedValue,
-        ("agent_no", "period", "metric_code", "value"),
-        (),
-        metric_value_row,
-        ("value",),
+        required=("agent_no", "period", "metric_code", "value"),
+        optional=(),
+        fields=("agent_no", "period", "metric_code", "value"),
+        parse=metric_value_row,
+        columns=("agent_id", "period_key", "metric", "value"),
+        compare=("value",),
+        key=lambda row: f"{row[0]}|{row[1]}|{row[2]}",
     ),
 }
 
@@ -558,20 +696,100 @@ KINDS = {
 class Importer:
     """Writes one import's rows in batches and keeps its counts."""
 
-    def __init__(self, kind: Kind, record: ImportRecord):
-        self.kind, self.record = kind, record
+    def __init__(self, kind: Kind, record: ImportRecord, *, fast: bool):
+        self.kind, self.record, self.fast = kind, record, fast
         self.rejections: list[list] = []
+        self.touched = stats.Touched(record.id)
+        self.writing = True  # until a rejection makes the import's outcome a refusal
+        self._positions = {c: i for i, c in enumerate(kind.columns)}
 
     def reject(self, number: int, reason: str) -> None:
         self.record.rejected += 1
         if len(self.rejections) < KEEP_REJECTIONS:
             self.rejections.append([number, reason])
 
+    def write(self, batch: list[tuple[int, tuple]]) -> None:
+        kind = self.kind
+        if kind.refs:
+            batch = self._resolve(batch)
+        rows, seen = [], {}
+        for number, row in batch:
+            key = kind.key(row)
+            if key in seen:
+                self.reject(number, self._duplicate(key, seen[key]))
+                continue
+            seen[key] = number
+            rows.append((number, row))
+        if not self.writing or not rows:
+            return
+        if self.fast:
+            self._insert([row for _, row in rows])
+        else:
+            self._upsert(rows)
+
+    def _resolve(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
+        """interaction_id (the source's) → the stored interaction's id, or a rejection."""
+        wanted = {row[1] for _, row in batch}
+        found = dict(
+            db.session.execute(
+                select(Interaction.source_id, Interaction.id).where(
+                    Interaction.source_id.in_(wanted)
+                )
+            ).all()
+        )
+        resolved = []
+        for number, row in batch:
+            stored = found.get(row[1])
+            if stored is None:
+                self.reject(
+                    number,
+                    str(
+                        _l(
+                            "interaction_id '%(value)s' is not imported yet; import the "
+                            "interactions first",
+                            value=row[1],
+                        )
+                    ),
+                )
+                continue
+            resolved.append((number, (row[0], stored, *row[2:])))
+        return resolved
+
+    def _duplicate(self, key: str, row: int | None) -> str:
+        label = key.split("|")[-1] if self.kind.model is SuppliedValue else key
+        if row is not None:
+            return str(
+                _l("%(key)s already appears in row %(row)s of this file", key=label, row=row)
+            )
+        return str(_l("%(key)s already appears in an earlier row of this file", key=label))
+
+    def _track(self, rows: list[tuple]) -> None:
+        if self.kind.model is Interaction:
+            at, day, agent = (self._positions[c] for c in ("offered_s", "offered_day", "agent_id"))
+            self.touched.add_rows(
+                [r[at] for r in rows], [r[day] for r in rows], {r[agent] for r in rows}
+            )
+
+    def _insert(self, rows: list[tuple]) -> None:
+        """Insert rows assumed new; a stored source id ends the fast attempt (run_import
+        rolls it back to its savepoint)."""
+        columns = (*self.kind.columns, "import_id")
+        import_id = self.record.id
+        refused = db.session.get_bind().dialect.dbapi.IntegrityError
+        try:
+            _insert_rows(self.kind.model.__table__, columns, [(*r, import_id) for r in rows])
+        except refused:
+            raise _StoredAlready from None
+        self.record.inserted += len(rows)
+        self._track(rows)
+
     def _existing(self, rows: list[dict]) -> dict:
         """The stored rows of this batch's keys: plain rows, not ORM objects (fast, never
         stale after the bulk updates of earlier batches)."""
         model = self.kind.model
         fields = [getattr(model, f) for f in ("id", "import_id", *self.kind.compare)]
+        if model is Interaction:
+            fields.append(model.offered_day)
         if model is SuppliedValue:
             found = db.session.execute(
                 select(model.agent_id, model.period_key, model.metric, *fields).where(
@@ -587,51 +805,20 @@ class Importer:
         )
         return {s.source_id: s for s in found}
 
-    def write(self, batch: list[tuple[int, dict]]) -> None:
+    def _upsert(self, batch: list[tuple[int, tuple]]) -> None:
         kind, model, import_id = self.kind, self.kind.model, self.record.id
-        rows = [r for _, r in batch]
-        if kind.refs:
-            _InteractionRefs.resolve(rows)
-        if model is SuppliedValue:
-            for r in rows:
-                r["source_id"] = f"{r['agent_id']}|{r['period_key']}|{r['metric']}"
-        existing = self._existing(rows)
-        inserts, updates, seen = [], [], {}
+        named = [(number, dict(zip(kind.columns, row, strict=True))) for number, row in batch]
+        existing = self._existing([row for _, row in named])
+        inserts, updates = [], []
         changed = unchanged = 0
-        for number, row in batch:
-            key = row["source_id"]
-            if kind.refs and row["interaction_id"] is None:
-                self.reject(
-                    number,
-                    str(
-                        _l(
-                            "interaction_id '%(value)s' is not imported yet; import the "
-                            "interactions first",
-                            value=row["_interaction"],
-                        )
-                    ),
-                )
-                continue
+        for (number, row), (_, values) in zip(named, batch, strict=True):
+            key = kind.key(values)
             old = existing.get(key)
-            if key in seen or (old is not None and old.import_id == import_id):
-                label = key.split("|")[-1] if model is SuppliedValue else key
-                if key in seen:
-                    reason = _l(
-                        "%(key)s already appears in row %(row)s of this file",
-                        key=label,
-                        row=seen[key],
-                    )
-                else:
-                    reason = _l("%(key)s already appears in an earlier row of this file", key=label)
-                self.reject(number, str(reason))
+            if old is not None and old.import_id == import_id:
+                self.reject(number, self._duplicate(key, None))
                 continue
-            seen[key] = number
-            row.pop("_interaction", None)  # resolved to interaction_id above
-            if model is SuppliedValue:
-                row.pop("source_id")
-            row["import_id"] = import_id
             if old is None:
-                inserts.append(row)
+                inserts.append(values)
                 continue
             if (
                 model is QaEvaluation
@@ -643,18 +830,23 @@ class Importer:
                 changed += 1
             else:
                 unchanged += 1
-            row["id"] = old.id
+            if model is Interaction:  # the old times, day and agent change too
+                self.touched.add_rows([old.offered_s], [old.offered_day], {old.agent_id})
+            row["id"], row["import_id"] = old.id, import_id
             updates.append(row)
         record = self.record
         record.updated += changed
         record.unchanged += unchanged
         if inserts:
-            _insert_rows(model.__table__, inserts)
+            columns = (*kind.columns, "import_id")
+            _insert_rows(model.__table__, columns, [(*r, import_id) for r in inserts])
             before, record.inserted = record.inserted, record.inserted + len(inserts)
             if any(before < mark <= record.inserted for mark in ANALYZE_AT):
                 _analyze(model.__table__)
+            self._track(inserts)
         if updates:
             db.session.execute(update(model), updates)
+            self._track([tuple(u[c] for c in kind.columns) for u in updates])
 
 
 # A table that grows from empty is re-analyzed on the way, so PostgreSQL keeps using its
@@ -667,7 +859,7 @@ def _analyze(table) -> None:
         db.session.execute(text(f"ANALYZE {table.name}"))
 
 
-def _insert_rows(table, rows: list[dict]) -> None:
+def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Insert one batch inside the import's transaction, through the driver: COPY on
     PostgreSQL, one executemany on SQLite. SQLAlchemy's per-row statement building would take
     longer than the database's own work at these volumes."""
@@ -676,62 +868,49 @@ def _insert_rows(table, rows: list[dict]) -> None:
     defaults = {
         c.name: c.default.arg
         for c in table.columns
-        if c.default is not None and c.default.is_scalar and c.name not in rows[0]
+        if c.default is not None and c.default.is_scalar and c.name not in columns
     }
-    names = [*rows[0]]
-    columns = [*names, *defaults]
+    names = [*columns, *defaults]
     fill = tuple(defaults.values())
     cursor = connection.connection.driver_connection.cursor()
     if connection.dialect.name == "postgresql":
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            write = copy.write_row
             for row in rows:
-                copy.write_row([*(row[c] for c in names), *fill])
+                write(row + fill)
         return
-    converters = [(i, _sqlite_converter(table.c[c].type)) for i, c in enumerate(names)]
+    converters = [(i, _sqlite_converter(table.c[c].type)) for i, c in enumerate(columns)]
     converters = [(i, f) for i, f in converters if f is not None]
-
-    def values(row: dict) -> list:
-        out = [row[c] for c in names]
-        for i, convert in converters:
-            out[i] = convert(out[i])
-        out.extend(fill)
-        return out
-
+    if converters:
+        rows = [_converted(row, converters) + fill for row in rows]
+    elif fill:
+        rows = [row + fill for row in rows]
     cursor.executemany(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        map(values, rows),
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        rows,
     )
 
 
+def _converted(row: tuple, converters) -> tuple:
+    out = list(row)
+    for i, convert in converters:
+        out[i] = convert(out[i])
+    return tuple(out)
+
+
 def _sqlite_converter(type_):
-    """How a Python value of `type_` becomes what SQLAlchemy stores in SQLite: times and days
-    as text; numbers, text and booleans go to the driver as they are."""
+    """How a Python value of `type_` becomes what SQLAlchemy stores in SQLite: times as text;
+    days through the driver's adapter (portal/db.py), which writes what SQLAlchemy writes;
+    numbers, text and booleans as they are."""
     if isinstance(type_, UTCDateTime):
         return sqlite_utc_text
-    if isinstance(type_, Date):
-        return lambda day: None if day is None else day.isoformat()
     return None
 
 
 def _differs(stored, new) -> bool:
     if isinstance(stored, float) or isinstance(new, float):
-        return stored is None or new is None or abs(stored - new) > 1e-9
+        return stored is None or new is None or abs(stored - new) > 1e-6
     return stored != new
-
-
-def json_table(rows: list, checksum: str) -> Table:
-    """Rows posted to the API: a list of objects keyed by the CSV column names."""
-
-    def numbered():
-        for number, row in enumerate(rows, start=1):
-            if not isinstance(row, dict):
-                raise FileProblem(
-                    _l("Item %(n)s is not an object with the columns as keys.", n=number)
-                )
-            yield number, {str(k).strip().lower(): v for k, v in row.items()}
-
-    columns = sorted({str(k).strip().lower() for row in rows if isinstance(row, dict) for k in row})
-    return Table(f"json:{checksum}", columns, numbered())
 
 
 def run_import(
@@ -749,12 +928,50 @@ def run_import(
 
     With `dry_run`, everything is checked exactly as for real (duplicates against stored
     records included), then rolled back, and a Preview is returned instead."""
-    kind = KINDS[kind_name]
+    attempt = partial(
+        _attempt,
+        KINDS[kind_name],
+        filename=filename,
+        door=door,
+        actor=actor,
+        valid_only=valid_only,
+        progress=progress,
+        dry_run=dry_run,
+    )
+    # Rows posted to the API are few: they are looked up at once. A file is first written as
+    # if every row were new, and read again carefully if one turns out to be stored already.
+    if not isinstance(source, Table) and source.seekable():
+        start = source.tell()
+        savepoint = db.session.begin_nested()
+        try:
+            outcome = attempt(source, fast=True)
+        except _StoredAlready:
+            savepoint.rollback()
+            source.seek(start)
+        else:
+            if savepoint.is_active:  # a refusal or a preview has rolled everything back
+                savepoint.commit()
+            return outcome
+    return attempt(source, fast=False)
+
+
+def _attempt(
+    kind: Kind,
+    source: io.BufferedIOBase | Table,
+    *,
+    fast: bool,
+    filename: str,
+    door: str,
+    actor: User | None,
+    valid_only: bool,
+    progress: Callable[[int], None] | None,
+    dry_run: bool,
+) -> ImportRecord | Preview:
     hasher = hashlib.sha256()
     if not isinstance(source, Table):
-        source = io.BufferedReader(_HashingReader(source, hasher), 1 << 16)
+        source = io.BufferedReader(_HashingReader(source, hasher), BLOCK)
     record = ImportRecord(
-        kind=kind_name,
+        kind=kind.name,
         door=door,
         filename=filename[:255],
         valid_only=valid_only,
@@ -765,46 +982,34 @@ def run_import(
     )
     db.session.add(record)
     db.session.flush()
-    importer = Importer(kind, record)
+    importer = Importer(kind, record, fast=fast)
     columns: list[str] = []
     sample: list[dict] = []
     rows_read = 0  # counted here, not on the record: an ORM attribute per row is slow
+    batch_size = FAST_BATCH if fast else BATCH
     try:
         table = source if isinstance(source, Table) else open_table(source, filename)
         columns = table.columns
         record.encoding = table.encoding.split(":")[0]
-        missing = [c for c in kind.required if c not in table.columns]
-        duplicated = sorted({c for c in table.columns if c and table.columns.count(c) > 1})
-        if missing or duplicated:
-            problem = []
-            if missing:
-                problem.append(_l("missing column(s): %(columns)s", columns=", ".join(missing)))
-            if duplicated:
-                problem.append(
-                    _l("column(s) named twice: %(columns)s", columns=", ".join(duplicated))
-                )
-            raise FileProblem(
-                _l(
-                    "The header row has %(problems)s. It must name %(required)s (optional: "
-                    "%(optional)s).",
-                    problems="; ".join(str(p) for p in problem),
-                    required=", ".join(kind.required),
-                    optional=", ".join(kind.optional) or "—",
-                )
-            )
+        _check_header(kind, columns)
         known = set(kind.required) | set(kind.optional)
-        record.unknown_columns = [c for c in table.columns if c and c not in known]
+        record.unknown_columns = [c for c in columns if c and c not in known]
+        values_of = _values_of(kind, columns)
         ctx = Context()
-        batch: list[tuple[int, dict]] = []
+        parse = kind.parse
+        batch: list[tuple[int, tuple]] = []
         for number, values in table.rows:
             rows_read += 1
             try:
-                batch.append((number, kind.parse(values, ctx)))
-                if dry_run and len(sample) < PREVIEW_ROWS:
-                    sample.append({"row": number, **batch[-1][1]})
+                batch.append((number, parse(values_of(values), ctx)))
             except RowError as exc:
                 importer.reject(number, str(exc))
-            if len(batch) >= BATCH:
+                if not (valid_only or dry_run):
+                    importer.writing = False  # the file will be refused: only check the rest
+            else:
+                if dry_run and len(sample) < PREVIEW_ROWS:
+                    sample.append({"row": number, **_shown(kind, batch[-1][1])})
+            if len(batch) >= batch_size:
                 record.rows_read = rows_read
                 importer.write(batch)
                 batch = []
@@ -835,7 +1040,7 @@ def run_import(
                 )
             ),
         )
-    _update_derived(kind_name, record.id)
+    _update_derived(kind, record.id, importer.touched)
     record.rejections = importer.rejections
     record.checksum = (
         source.encoding.split(":")[1] if isinstance(source, Table) else hasher.hexdigest()
@@ -843,6 +1048,50 @@ def run_import(
     record.status, record.finished_at = "committed", utcnow()
     db.session.flush()
     return record
+
+
+def _check_header(kind: Kind, columns: list[str]) -> None:
+    missing = [c for c in kind.required if c not in columns]
+    duplicated = sorted({c for c in columns if c and columns.count(c) > 1})
+    if not (missing or duplicated):
+        return
+    problem = []
+    if missing:
+        problem.append(_l("missing column(s): %(columns)s", columns=", ".join(missing)))
+    if duplicated:
+        problem.append(_l("column(s) named twice: %(columns)s", columns=", ".join(duplicated)))
+    raise FileProblem(
+        _l(
+            "The header row has %(problems)s. It must name %(required)s (optional: %(optional)s).",
+            problems="; ".join(str(p) for p in problem),
+            required=", ".join(kind.required),
+            optional=", ".join(kind.optional) or "—",
+        )
+    )
+
+
+def _values_of(kind: Kind, columns: list[str]) -> Callable[[list], tuple]:
+    """A function picking a row's values in the order the kind's parser takes them; columns
+    the file lacks read as empty, and so do the missing cells of a short row."""
+    width = len(columns)
+    # A column the file lacks reads the empty cell appended to every row.
+    pick = itemgetter(*(columns.index(f) if f in columns else width for f in kind.fields))
+
+    def values_of(values: list) -> tuple:
+        count = len(values)
+        if count < width:
+            values.extend([""] * (width - count))
+        elif count > width:
+            del values[width:]
+        values.append("")
+        return pick(values)
+
+    return values_of
+
+
+def _shown(kind: Kind, row: tuple) -> dict:
+    named = dict(zip(kind.columns, row, strict=True))
+    return kind.shown(named) if kind.shown else named
 
 
 PREVIEW_ROWS = 10
@@ -921,18 +1170,21 @@ def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> I
     return refused
 
 
-def _update_derived(kind_name: str, import_id: int) -> None:
-    """Bring FCR flags and the daily sums up to date for what this import touched."""
-    if kind_name == "interactions":
-        stats.refresh_repeats(import_id)
-        affected = stats.affected_by_interactions(import_id)
-    elif kind_name in ("surveys", "qa"):
-        table = (Survey if kind_name == "surveys" else QaEvaluation).__table__
-        affected = stats.affected_by_ratings(table, import_id)
-    else:
-        return  # supplied values are read directly
-    if affected:
-        stats.rebuild_day_stats(*affected)
+def _update_derived(kind: Kind, import_id: int, touched: stats.Touched) -> None:
+    """Bring FCR repeats and the daily sums up to date for what this import touched."""
+    if kind.model is Interaction:
+        if touched.lo is None:
+            return
+        changed = stats.refresh_repeats(touched.lo, touched.hi, import_id)
+        stats.rebuild_day_stats(touched.first_day, touched.last_day, touched.agents)
+        if changed:
+            stats.rebuild_day_stats(*changed)
+        return
+    if kind.model in (Survey, QaEvaluation):
+        affected = stats.affected_by_ratings(kind.model.__table__, import_id)
+        if affected:
+            stats.rebuild_day_stats(*affected)
+    # supplied values are read directly
 
 
 class _HashingReader(io.RawIOBase):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -67,25 +67,27 @@ class ImportRecord(db.Model):
 
 
 class Interaction(db.Model):
-    """One contact offered to the center (话单). Times in UTC; `offered_day` is the local day."""
+    """One contact offered to the center (话单). Times are seconds since the epoch (UTC), so
+    window arithmetic is the same SQL on every database; `offered_day` is the local day.
+
+    The table is kept narrow and lightly indexed because it is by far the largest (millions of
+    rows a month) and every import writes to it in bulk: no foreign keys (the importer checks
+    agents; users and imports are never deleted, only deactivated) and no index beyond the
+    source id and (day, agent). FCR repeats live in `interaction_repeats`, so computing them
+    never rewrites interaction rows."""
 
     __tablename__ = "interactions"
     __table_args__ = (
         CheckConstraint("channel IN ('phone', 'chat', 'email', 'social')", name="known_channel"),
         Index("ix_interactions_day_agent", "offered_day", "agent_id"),
-        Index("ix_interactions_customer", "customer_key", "offered_s"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[str] = mapped_column(String(64), unique=True)
     channel: Mapped[str] = mapped_column(String(8), default="phone")
-    queue: Mapped[str] = mapped_column(String(64), default="", index=True)
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    agent_id: Mapped[int | None] = mapped_column(Integer)
     offered_day: Mapped[date] = mapped_column(Date)
-    # Seconds since the epoch, so window arithmetic is the same SQL on every database.
     offered_s: Mapped[float] = mapped_column(Float)
     ended_s: Mapped[float] = mapped_column(Float)
     wait_s: Mapped[float] = mapped_column(Float)  # until answered, or until the caller hung up
@@ -95,10 +97,41 @@ class Interaction(db.Model):
     customer_key: Mapped[str | None] = mapped_column(String(128))
     transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     resolved: Mapped[bool | None] = mapped_column(Boolean)
-    has_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
-    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+    import_id: Mapped[int | None] = mapped_column(Integer)
 
-    agent: Mapped[User | None] = relationship()
+    agent: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Interaction.agent_id) == User.id", viewonly=True
+    )
+
+    @property
+    def offered_at(self) -> datetime:
+        return _utc(self.offered_s)
+
+    @property
+    def answered_at(self) -> datetime | None:
+        return None if self.talk_s is None else _utc(self.offered_s + self.wait_s)
+
+    @property
+    def ended_at(self) -> datetime:
+        return _utc(self.ended_s)
+
+    @property
+    def answered(self) -> bool:
+        return self.talk_s is not None
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(round(seconds, 6), UTC)
+
+
+class InteractionRepeat(db.Model):
+    """An answered interaction with a repeat (metrics.md §4, FCR): another interaction of the
+    same customer offered within FCR_WINDOW_HOURS after it ended. Derived by metrics/stats.py;
+    no foreign key, for the same reason as the interactions' own."""
+
+    __tablename__ = "interaction_repeats"
+
+    interaction_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class Survey(db.Model):

@@ -1,12 +1,15 @@
 """Set-based upkeep of derived data: FCR repeat flags and the daily sums every metric reads.
 
-Nothing here loops over interactions in Python: each step is one SQL statement, the same on
-SQLite and PostgreSQL (times are compared as epoch seconds).
+Nothing here loops over interactions in Python: each step is SQL over sets of rows, the same
+on SQLite and PostgreSQL (times are compared as epoch seconds) except where one database has a
+much faster way to the same rows (finding repeats: a hash join on PostgreSQL, an ordered pass
+on SQLite).
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import (
@@ -22,61 +25,192 @@ from sqlalchemy import (
     text,
     true,
     union_all,
-    update,
 )
 
 from portal.extensions import db
-from portal.metrics.models import DayStats, Interaction, QaEvaluation, Survey
+from portal.metrics.models import DayStats, Interaction, InteractionRepeat, QaEvaluation, Survey
 
 AGGREGATE_WORK_MEM = "128MB"
 I = Interaction.__table__  # noqa: E741 - the interactions table, as in the SQL it mirrors
+R = InteractionRepeat.__table__
+DAY = 86400.0
+MAX_DURATION = DAY  # the importer refuses longer interactions (metrics.md §1)
 
 
-def _repeat_exists(window: float):
-    """SQL: another interaction of the same customer offered within `window` seconds after
-    this one ended."""
-    b = I.alias("b")
-    return (
-        select(b.c.id)
-        .where(
-            b.c.customer_key == I.c.customer_key,
-            b.c.id != I.c.id,
-            b.c.offered_s > I.c.ended_s,
-            b.c.offered_s <= I.c.ended_s + window,
-        )
-        .exists()
-    )
+@dataclass
+class Touched:
+    """What one import changed in the interactions table, gathered while it wrote: the offered
+    times (new ones, and old ones of updated rows), agents (both), and local days."""
+
+    import_id: int
+    lo: float | None = None
+    hi: float | None = None
+    first_day: date | None = None
+    last_day: date | None = None
+    agents: set = field(default_factory=set)
+
+    def add_rows(self, offered: list[float], days: list[date], agents: set) -> None:
+        if not offered:
+            return
+        lo, hi, first, last = min(offered), max(offered), min(days), max(days)
+        if self.lo is not None:
+            lo, hi = min(lo, self.lo), max(hi, self.hi)
+            first, last = min(first, self.first_day), max(last, self.last_day)
+        self.lo, self.hi, self.first_day, self.last_day = lo, hi, first, last
+        self.agents |= agents
 
 
-def refresh_repeats(import_id: int) -> None:
-    """Recompute `has_repeat` wherever the interactions of one import can change it.
+def _day_range(lo: float, hi: float) -> tuple[date, date]:
+    """Local days that surely contain every time from `lo` to `hi` (a day either side, so the
+    index on offered_day narrows the scan whatever the time zone)."""
+    first = datetime.fromtimestamp(lo, UTC).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(hi, UTC).date() + timedelta(days=1)
+    return first, last
+
+
+def refresh_repeats(
+    lo: float, hi: float, import_id: int | None = None
+) -> tuple[date, date, set[int | None]] | None:
+    """Bring `interaction_repeats` up to date after interactions offered from `lo` to `hi`
+    (seconds since the epoch; old times of updated rows included) were written.
 
     An answered interaction a has a repeat when another interaction b of the same customer is
-    offered with a.ended < b.offered <= a.ended + FCR_WINDOW_HOURS (metrics.md §4).
-    """
+    offered with a.ended < b.offered <= a.ended + FCR_WINDOW_HOURS (metrics.md §4). Only rows
+    that ended from lo − window to hi + 24 h can change: those of the import, and earlier
+    ones whose window reaches a changed row. Returns the days and agents of rows outside
+    `import_id` whose repeat changed (their daily sums need rebuilding too), or None."""
     window = current_app.config["FCR_WINDOW_HOURS"] * 3600.0
-    lo, hi = db.session.execute(
-        select(func.min(I.c.offered_s), func.max(I.c.offered_s)).where(
-            I.c.import_id == import_id, I.c.customer_key.is_not(None)
-        )
-    ).one()
-    if lo is None:
-        return
-    repeat = _repeat_exists(window)
-    keys = select(I.c.customer_key).where(I.c.import_id == import_id).scalar_subquery()
-    _analyze()
-    # Write only the rows whose flag changes: rewriting millions of unchanged rows is what
-    # makes a naive version slow, above all on PostgreSQL.
-    db.session.execute(
-        update(I)
-        .where(
-            I.c.customer_key.in_(keys),
-            or_(I.c.import_id == import_id, and_(I.c.ended_s >= lo - window, I.c.ended_s < hi)),
-            I.c.has_repeat != repeat,
-        )
-        .values(has_repeat=~I.c.has_repeat)
-        .execution_options(synchronize_session=False)
+    a_lo, a_hi = lo - window, hi + MAX_DURATION
+    a_days = _day_range(a_lo - MAX_DURATION, a_hi)
+    rows_lo, rows_hi = a_lo - MAX_DURATION, a_hi + window
+    days = _day_range(rows_lo, rows_hi)
+    params = {"w": window, "a_lo": a_lo, "a_hi": a_hi, "r_lo": rows_lo, "r_hi": rows_hi}
+    params |= {"ad_lo": a_days[0], "ad_hi": a_days[1], "d_lo": days[0], "d_hi": days[1]}
+    params["x"] = -1 if import_id is None else import_id
+    run = db.session.execute
+    for name in ("fcr_new", "fcr_gone"):
+        run(text(f"DROP TABLE IF EXISTS {name}"))
+    if db.session.get_bind().dialect.name == "postgresql":
+        _new_repeats_postgresql(params)
+    else:
+        _new_repeats_sqlite(params)
+    # Candidates that had a repeat and no longer have one.
+    run(
+        text(
+            "CREATE TEMPORARY TABLE fcr_gone AS SELECT a.id AS interaction_id, a.agent_id, "
+            "a.offered_day, a.import_id FROM interaction_repeats r JOIN interactions a "
+            "ON a.id = r.interaction_id WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi "
+            "AND a.ended_s BETWEEN :a_lo AND :a_hi "
+            "AND r.interaction_id NOT IN (SELECT interaction_id FROM fcr_new)"
+        ),
+        params,
     )
+    # Which days and agents changed outside the import (inside it, every row is rebuilt).
+    changed = run(
+        text(
+            "SELECT agent_id, MIN(offered_day), MAX(offered_day) FROM ("
+            "  SELECT agent_id, offered_day, import_id FROM fcr_new WHERE interaction_id "
+            "  NOT IN (SELECT interaction_id FROM interaction_repeats)"
+            "  UNION ALL SELECT agent_id, offered_day, import_id FROM fcr_gone) c "
+            "WHERE import_id IS NULL OR import_id <> :x GROUP BY agent_id"
+        ),
+        params,
+    ).all()
+    run(
+        text(
+            "DELETE FROM interaction_repeats "
+            "WHERE interaction_id IN (SELECT interaction_id FROM fcr_gone)"
+        )
+    )
+    run(
+        text(
+            "INSERT INTO interaction_repeats (interaction_id) SELECT interaction_id FROM fcr_new "
+            "WHERE interaction_id NOT IN (SELECT interaction_id FROM interaction_repeats)"
+        )
+    )
+    for name in ("fcr_new", "fcr_gone"):
+        run(text(f"DROP TABLE {name}"))
+    if not changed:
+        return None
+    return (
+        _as_day(min(r[1] for r in changed)),
+        _as_day(max(r[2] for r in changed)),
+        {r[0] for r in changed},
+    )
+
+
+def _as_day(value) -> date:
+    """A day read back from a temporary table (SQLite gives the stored text)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _new_repeats_postgresql(params: dict) -> None:
+    """The candidates' repeats as one semi-join, which PostgreSQL hashes with both cores
+    (it runs CREATE TABLE … AS in parallel, never INSERT … SELECT)."""
+    _analyze()
+    db.session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+    db.session.execute(text("SET LOCAL jit = off"))
+    db.session.execute(
+        text(
+            "CREATE TEMPORARY TABLE fcr_new AS SELECT a.id AS interaction_id, a.agent_id, "
+            "a.offered_day, a.import_id FROM interactions a "
+            "WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi AND a.ended_s BETWEEN :a_lo AND :a_hi "
+            "AND a.talk_s IS NOT NULL AND a.customer_key IS NOT NULL AND EXISTS ("
+            "  SELECT 1 FROM interactions b WHERE b.customer_key = a.customer_key"
+            "  AND b.offered_day BETWEEN :d_lo AND :d_hi"
+            "  AND b.offered_s > a.ended_s AND b.offered_s <= a.ended_s + :w)"
+        ),
+        params,
+    )
+    db.session.execute(text("ANALYZE fcr_new"))
+    db.session.execute(text("RESET work_mem"))
+    db.session.execute(text("RESET jit"))
+
+
+def _new_repeats_sqlite(params: dict) -> None:
+    """SQLite has no hash join: the rows of the window are copied, ordered by customer and
+    time, into a temporary table clustered that way, and each candidate's next contact is
+    read with LEAD in one pass. Only when the next contact began before the candidate ended
+    (overlapping contacts) is the window searched, through the same clustered key."""
+    run = db.session.execute
+    run(text("DROP TABLE IF EXISTS temp.fcr_rows"))
+    run(
+        text(
+            "CREATE TEMPORARY TABLE fcr_rows (customer_key TEXT, offered_s REAL, id INTEGER, "
+            "ended_s REAL, candidate INTEGER, agent_id INTEGER, offered_day TEXT, "
+            "import_id INTEGER, PRIMARY KEY (customer_key, offered_s, id)) WITHOUT ROWID"
+        )
+    )
+    run(
+        text(
+            "INSERT INTO fcr_rows SELECT customer_key, offered_s, id, ended_s, "
+            "talk_s IS NOT NULL AND ended_s BETWEEN :a_lo AND :a_hi, agent_id, offered_day, "
+            "import_id FROM interactions WHERE customer_key IS NOT NULL "
+            "AND offered_day BETWEEN :d_lo AND :d_hi AND offered_s BETWEEN :r_lo AND :r_hi "
+            "ORDER BY 1, 2, 3"
+        ),
+        params,
+    )
+    run(
+        text(
+            "CREATE TEMPORARY TABLE fcr_new (interaction_id INTEGER PRIMARY KEY, "
+            "agent_id INTEGER, offered_day TEXT, import_id INTEGER)"
+        )
+    )
+    run(
+        text(
+            "INSERT INTO fcr_new SELECT id, agent_id, offered_day, import_id FROM ("
+            "  SELECT id, customer_key, ended_s, candidate, agent_id, offered_day, import_id, "
+            "  LEAD(offered_s) OVER "
+            "  (PARTITION BY customer_key ORDER BY offered_s, id) AS next_s FROM fcr_rows) w "
+            "WHERE candidate AND ((next_s > ended_s AND next_s <= ended_s + :w) "
+            "  OR (next_s <= ended_s AND EXISTS (SELECT 1 FROM fcr_rows b "
+            "  WHERE b.customer_key = w.customer_key AND b.offered_s > w.ended_s "
+            "  AND b.offered_s <= w.ended_s + :w)))"
+        ),
+        params,
+    )
+    run(text("DROP TABLE temp.fcr_rows"))
 
 
 def _analyze() -> None:
@@ -84,33 +218,6 @@ def _analyze() -> None:
     there now rather than for the empty table it last saw."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("ANALYZE interactions"))
-
-
-def affected_by_interactions(import_id: int) -> tuple[date, date, set[int | None]] | None:
-    """The days and agents whose daily sums an interactions import can change."""
-    window = timedelta(hours=current_app.config["FCR_WINDOW_HOURS"])
-    first, last = db.session.execute(
-        select(func.min(I.c.offered_day), func.max(I.c.offered_day)).where(
-            I.c.import_id == import_id
-        )
-    ).one()
-    if first is None:
-        return None
-    first -= timedelta(days=window.days + 1)  # earlier interactions whose repeat may change
-    keys = select(I.c.customer_key).where(I.c.import_id == import_id, I.c.customer_key.is_not(None))
-    agents = set(
-        db.session.scalars(
-            select(I.c.agent_id)
-            .distinct()
-            .where(
-                or_(
-                    I.c.import_id == import_id,
-                    and_(I.c.customer_key.in_(keys), I.c.offered_day.between(first, last)),
-                )
-            )
-        )
-    )
-    return first, last, agents
 
 
 def affected_by_ratings(table, import_id: int) -> tuple[date, date, set[int | None]] | None:
@@ -170,7 +277,7 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
         "sum_handle": sum_if(I.c.talk_s + I.c.wrap_s, answered),
         "n_fcr": count_if(
             answered,
-            I.c.has_repeat == false(),
+            R.c.interaction_id.is_(None),
             or_(I.c.resolved.is_(None), I.c.resolved == true()),
         ),
         "n_transferred": count_if(answered, I.c.transferred == true()),
@@ -185,15 +292,19 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
     qa_sums = {"n_qa": func.count(q.c.id), "sum_qa": func.sum(q.c.score)}
     names = [*sums, *survey_sums, *qa_sums]
 
-    def part(given: dict, *, joined=None):
+    def part(given: dict, *, joined, answered_only=True):
         values = [given[n].label(n) if n in given else literal(0).label(n) for n in names]
-        stmt = select(*keys, *values)
-        if joined is not None:
-            stmt = stmt.select_from(joined).where(answered)
+        stmt = select(*keys, *values).select_from(joined)
+        if answered_only:
+            stmt = stmt.where(answered)
         return stmt.where(in_scope).group_by(*group)
 
     parts = union_all(
-        part(sums),
+        part(
+            sums,
+            joined=I.outerjoin(R, R.c.interaction_id == I.c.id),
+            answered_only=False,
+        ),
         part(survey_sums, joined=s.join(I, I.c.id == s.c.interaction_id)),
         # Only released evaluations count: a QA's draft is not a score yet.
         part(
@@ -232,17 +343,16 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
 
 def rebuild_all() -> None:
     """Recompute every derived value, e.g. after changing FCR_WINDOW_HOURS or the thresholds."""
-    first, last = db.session.execute(
-        select(func.min(I.c.offered_day), func.max(I.c.offered_day))
+    lo, hi, first, last = db.session.execute(
+        select(
+            func.min(I.c.offered_s),
+            func.max(I.c.offered_s),
+            func.min(I.c.offered_day),
+            func.max(I.c.offered_day),
+        )
     ).one()
-    window = current_app.config["FCR_WINDOW_HOURS"] * 3600.0
-    repeat = _repeat_exists(window)
-    db.session.execute(
-        update(I)
-        .where(I.c.customer_key.is_not(None))
-        .values(has_repeat=repeat)
-        .execution_options(synchronize_session=False)
-    )
+    db.session.execute(delete(R).execution_options(synchronize_session=False))
     db.session.execute(delete(DayStats).execution_options(synchronize_session=False))
-    if first is not None:
+    if lo is not None:
+        refresh_repeats(lo, hi)
         rebuild_day_stats(first, last)

@@ -210,7 +210,7 @@ def save_evaluation(
     evaluation changes only through an appeal."""
     if not (evaluator.has_role(Role.QA) or evaluator.has_role(Role.QA_LEAD)):
         raise QaError(_l("Only QA staff score interactions."))
-    if interaction.agent_id is None or interaction.answered_at is None:
+    if interaction.agent_id is None or not interaction.answered:
         raise QaError(_l("Only answered interactions of an agent can be scored."))
     given = {s.code: s for s in scores}
     for item in version.document["items"]:

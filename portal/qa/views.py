@@ -183,7 +183,7 @@ def score_find():
         )
         if interaction is None:
             problem = _l("No interaction has this id. Check the 话单号, or import it first.")
-        elif interaction.agent_id is None or interaction.answered_at is None:
+        elif interaction.agent_id is None or not interaction.answered:
             problem = _l("This interaction was not answered by an agent, so it cannot be scored.")
     if interaction is not None and problem is None:
         return redirect_to(url_for("qa.score_form", interaction_id=interaction.id))
@@ -205,9 +205,9 @@ def score_find():
                 .where(
                     Interaction.agent_id == agent.id,
                     Interaction.offered_day == on,
-                    Interaction.answered_at.is_not(None),
+                    Interaction.talk_s.is_not(None),
                 )
-                .order_by(Interaction.offered_at)
+                .order_by(Interaction.offered_s)
                 .limit(100)
             ).all()
     recent = db.session.scalars(

@@ -3,7 +3,7 @@ and the QA line of the dashboard move."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from playwright.sync_api import expect
@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from portal.accounts.models import Position, Role, User
 from portal.extensions import db
-from portal.metrics.models import Interaction
 from portal.qa import services as qa
 from portal.scoring.plans import default_document
 from portal.scoring.services import save_plan
 from tests.browser.test_journeys import _log_in
+from tests.conftest import answered_call
 
 pytestmark = pytest.mark.browser
 
@@ -31,19 +31,7 @@ def test_agent_appeals_lead_upholds_and_the_score_moves(app, live_server, page, 
         position = db.session.get(Position, position_id)
         version = qa.save_rubric(None, position, qa.DEFAULT_RUBRIC)
         at = datetime(2026, 11, 3, 9, tzinfo=timezone(timedelta(hours=8)))
-        call = Interaction(
-            source_id="HD-0001",
-            queue="售后热线",
-            agent_id=agent.id,
-            offered_at=at,
-            answered_at=at,
-            ended_at=at + timedelta(minutes=5),
-            offered_day=date(2026, 11, 3),
-            offered_s=at.timestamp(),
-            ended_s=at.timestamp() + 300,
-            wait_s=0,
-            talk_s=300,
-        )
+        call = answered_call("HD-0001", agent.id, at, queue="售后热线")
         db.session.add(call)
         db.session.flush()
         evaluator = db.session.scalar(select(User).where(User.agent_no == "30001"))
