@@ -252,8 +252,12 @@ def test_repeats_are_strictly_after_the_end_and_at_most_the_window_later(
         ("w1", "2026-11-20T09:00:00", "2026-11-20T09:00:00", "2026-11-20T10:00:00", "k4"),
         ("w2", "2026-11-23T10:00:00", "2026-11-23T10:00:00", "2026-11-23T10:05:00", "k4"),
     ]
-    text = header + "\n" + "".join(
-        f"{i},phone,Q3,C,{o}+08:00,{a}+08:00,{e}+08:00,0,0,{k},0,\n" for i, o, a, e, k in rows
+    text = (
+        header
+        + "\n"
+        + "".join(
+            f"{i},phone,Q3,C,{o}+08:00,{a}+08:00,{e}+08:00,0,0,{k},0,\n" for i, o, a, e, k in rows
+        )
     )
     _import_text(runner, tmp_path, text)
     with_repeats = {"x1", "x2", "w1"}
