@@ -78,7 +78,12 @@ class Interaction(db.Model):
 
     __tablename__ = "interactions"
     __table_args__ = (
-        CheckConstraint("channel IN ('phone', 'chat', 'email', 'social')", name="known_channel"),
+        # Written as ORs: SQLite evaluates `IN (…)` by building a lookup table at every
+        # execution, which made a bulk import's inserts half again as slow.
+        CheckConstraint(
+            "channel = 'phone' OR channel = 'chat' OR channel = 'email' OR channel = 'social'",
+            name="known_channel",
+        ),
         Index("ix_interactions_day_agent", "offered_day", "agent_id"),
     )
 

@@ -97,24 +97,22 @@ def refresh_repeats(
     # Candidates that had a repeat and no longer have one.
     run(
         text(
-            "CREATE TEMPORARY TABLE fcr_gone AS SELECT a.id AS interaction_id, a.agent_id, "
-            "a.offered_day, a.import_id FROM interaction_repeats r JOIN interactions a "
-            "ON a.id = r.interaction_id WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi "
+            f"CREATE TEMPORARY TABLE fcr_gone AS SELECT a.id AS interaction_id, {OUTSIDE} "
+            "AS outside FROM interactions a WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi "
             "AND a.ended_s BETWEEN :a_lo AND :a_hi "
-            "AND r.interaction_id NOT IN (SELECT interaction_id FROM fcr_new)"
+            "AND a.id IN (SELECT interaction_id FROM interaction_repeats) "
+            "AND a.id NOT IN (SELECT interaction_id FROM fcr_new)"
         ),
         params,
     )
     # Which days and agents changed outside the import (inside it, every row is rebuilt).
     changed = run(
         text(
-            "SELECT agent_id, MIN(offered_day), MAX(offered_day) FROM ("
-            "  SELECT agent_id, offered_day, import_id FROM fcr_new WHERE interaction_id "
+            "SELECT agent_id, MIN(offered_day), MAX(offered_day) FROM interactions WHERE id IN ("
+            "  SELECT interaction_id FROM fcr_new WHERE outside AND interaction_id "
             "  NOT IN (SELECT interaction_id FROM interaction_repeats)"
-            "  UNION ALL SELECT agent_id, offered_day, import_id FROM fcr_gone) c "
-            "WHERE import_id IS NULL OR import_id <> :x GROUP BY agent_id"
-        ),
-        params,
+            "  UNION ALL SELECT interaction_id FROM fcr_gone WHERE outside) GROUP BY agent_id"
+        )
     ).all()
     run(
         text(
@@ -132,16 +130,11 @@ def refresh_repeats(
         run(text(f"DROP TABLE {name}"))
     if not changed:
         return None
-    return (
-        _as_day(min(r[1] for r in changed)),
-        _as_day(max(r[2] for r in changed)),
-        {r[0] for r in changed},
-    )
+    return min(r[1] for r in changed), max(r[2] for r in changed), {r[0] for r in changed}
 
 
-def _as_day(value) -> date:
-    """A day read back from a temporary table (SQLite gives the stored text)."""
-    return value if isinstance(value, date) else date.fromisoformat(value)
+# SQL: whether interaction a belongs to another import than the one being refreshed.
+OUTSIDE = "(a.import_id IS NULL OR a.import_id <> :x)"
 
 
 def _new_repeats_postgresql(params: dict) -> None:
@@ -152,8 +145,8 @@ def _new_repeats_postgresql(params: dict) -> None:
     db.session.execute(text("SET LOCAL jit = off"))
     db.session.execute(
         text(
-            "CREATE TEMPORARY TABLE fcr_new AS SELECT a.id AS interaction_id, a.agent_id, "
-            "a.offered_day, a.import_id FROM interactions a "
+            f"CREATE TEMPORARY TABLE fcr_new AS SELECT a.id AS interaction_id, {OUTSIDE} "
+            "AS outside FROM interactions a "
             "WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi AND a.ended_s BETWEEN :a_lo AND :a_hi "
             "AND a.talk_s IS NOT NULL AND a.customer_key IS NOT NULL AND EXISTS ("
             "  SELECT 1 FROM interactions b WHERE b.customer_key = a.customer_key"
@@ -177,31 +170,27 @@ def _new_repeats_sqlite(params: dict) -> None:
     run(
         text(
             "CREATE TEMPORARY TABLE fcr_rows (customer_key TEXT, offered_s REAL, id INTEGER, "
-            "ended_s REAL, candidate INTEGER, agent_id INTEGER, offered_day TEXT, "
-            "import_id INTEGER, PRIMARY KEY (customer_key, offered_s, id)) WITHOUT ROWID"
+            "ended_s REAL, candidate INTEGER, outside INTEGER, "
+            "PRIMARY KEY (customer_key, offered_s, id)) WITHOUT ROWID"
         )
     )
     run(
         text(
             "INSERT INTO fcr_rows SELECT customer_key, offered_s, id, ended_s, "
-            "talk_s IS NOT NULL AND ended_s BETWEEN :a_lo AND :a_hi, agent_id, offered_day, "
-            "import_id FROM interactions WHERE customer_key IS NOT NULL "
+            f"talk_s IS NOT NULL AND ended_s BETWEEN :a_lo AND :a_hi, {OUTSIDE} "
+            "FROM interactions a WHERE customer_key IS NOT NULL "
             "AND offered_day BETWEEN :d_lo AND :d_hi AND offered_s BETWEEN :r_lo AND :r_hi "
             "ORDER BY 1, 2, 3"
         ),
         params,
     )
     run(
-        text(
-            "CREATE TEMPORARY TABLE fcr_new (interaction_id INTEGER PRIMARY KEY, "
-            "agent_id INTEGER, offered_day TEXT, import_id INTEGER)"
-        )
+        text("CREATE TEMPORARY TABLE fcr_new (interaction_id INTEGER PRIMARY KEY, outside INTEGER)")
     )
     run(
         text(
-            "INSERT INTO fcr_new SELECT id, agent_id, offered_day, import_id FROM ("
-            "  SELECT id, customer_key, ended_s, candidate, agent_id, offered_day, import_id, "
-            "  LEAD(offered_s) OVER "
+            "INSERT INTO fcr_new SELECT id, outside FROM ("
+            "  SELECT id, customer_key, ended_s, candidate, outside, LEAD(offered_s) OVER "
             "  (PARTITION BY customer_key ORDER BY offered_s, id) AS next_s FROM fcr_rows) w "
             "WHERE candidate AND ((next_s > ended_s AND next_s <= ended_s + :w) "
             "  OR (next_s <= ended_s AND EXISTS (SELECT 1 FROM fcr_rows b "
@@ -265,9 +254,11 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
     def sum_if(value, *conditions):
         return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
 
-    # Three groupings by day, agent and queue, added up: the interactions themselves, and the
-    # surveys and QA evaluations of the answered ones. Joining the ratings from their (smaller)
-    # tables costs in proportion to them, not to every interaction.
+    # Four groupings by day, agent and queue, added up: the interactions themselves, the
+    # repeats among the answered ones (taken off the first-contact count), and the surveys and
+    # QA evaluations of the answered ones. Joining each from its (smaller) table costs in
+    # proportion to it, not to every interaction.
+    resolved_or_unknown = or_(I.c.resolved.is_(None), I.c.resolved == true())
     sums = {
         "n_all": func.count(),
         "n_short": count_if(~answered, I.c.wait_s <= short),
@@ -275,11 +266,7 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
         "n_sl": count_if(answered, I.c.wait_s <= sl),
         "sum_wait": sum_if(I.c.wait_s, answered),
         "sum_handle": sum_if(I.c.talk_s + I.c.wrap_s, answered),
-        "n_fcr": count_if(
-            answered,
-            R.c.interaction_id.is_(None),
-            or_(I.c.resolved.is_(None), I.c.resolved == true()),
-        ),
+        "n_fcr": count_if(answered, resolved_or_unknown),
         "n_transferred": count_if(answered, I.c.transferred == true()),
     }
     survey_sums = {
@@ -290,6 +277,7 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
         "n_nps_det": count_if(s.c.nps <= 6),
     }
     qa_sums = {"n_qa": func.count(q.c.id), "sum_qa": func.sum(q.c.score)}
+    repeat_sums = {"n_fcr": func.sum(case((resolved_or_unknown, -1), else_=0))}
     names = [*sums, *survey_sums, *qa_sums]
 
     def part(given: dict, *, joined, answered_only=True):
@@ -300,11 +288,8 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
         return stmt.where(in_scope).group_by(*group)
 
     parts = union_all(
-        part(
-            sums,
-            joined=I.outerjoin(R, R.c.interaction_id == I.c.id),
-            answered_only=False,
-        ),
+        part(sums, joined=I, answered_only=False),
+        part(repeat_sums, joined=R.join(I, I.c.id == R.c.interaction_id)),
         part(survey_sums, joined=s.join(I, I.c.id == s.c.interaction_id)),
         # Only released evaluations count: a QA's draft is not a score yet.
         part(
