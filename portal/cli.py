@@ -171,7 +171,7 @@ def _import_command(kind: str):
                 filename=Path(path).name,
                 door="cli",
                 valid_only=valid_only,
-                progress=lambda n: click.echo(f"  {n} rows read…", err=True),
+                progress=lambda rows, _: click.echo(f"  {rows} rows read…", err=True),
             )
             db.session.commit()
         for line in report_lines(record):

@@ -107,6 +107,61 @@ def test_malformed_interaction_files_are_refused_whole(
         assert record.status == "rejected" and record.message
 
 
+def test_a_bad_byte_deep_in_a_file_names_its_row(app, runner, tmp_path, agents):
+    rows = "".join(GOOD.replace("g1", f"g{n}") for n in range(1, 30_000))
+    data = (HEADER + rows).encode() + b"bad,Q1,A,\xff\xfe,,x\n" + GOOD.encode()
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 1
+    assert "Row 30001 is not valid utf-8 text" in result.output, result.output
+    assert _interactions(app) == 0
+
+
+@pytest.fixture
+def apart(app, monkeypatch):
+    """Every file parsed by the second process, as large files are on SQLite."""
+    from portal.metrics import ingest
+
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("files are parsed beside the import on SQLite only")
+    monkeypatch.setattr(ingest, "PARSE_APART_BYTES", 0)
+    monkeypatch.setattr(ingest, "_parse_here", lambda *a: pytest.fail("parsed in this process"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [BAD_INTERACTIONS[i] for i in (0, 3, 9, 10, 11, 14)]
+    + [("g1\xff".encode("latin-1") + b"\xff\n", "neither UTF-8 nor GB18030")],
+)
+def test_the_second_process_refuses_as_this_one_does(
+    app, runner, tmp_path, agents, apart, data, message
+):
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 1
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert _interactions(app) == 0
+
+
+def test_a_file_parsed_by_the_second_process_imports_the_same(
+    app, runner, tmp_path, agents, apart
+):
+    import hashlib
+
+    bad = "b2,Q1,A,2026-11-03T09:00:00+08:00,,2026-11-03T08:59:00+08:00,c1\n"
+    data = HEADER + GOOD + bad + GOOD.replace("g1", "g3").replace("c1", "c3")
+    result = _run(runner, tmp_path, "interactions", data, "--valid-only")
+    assert result.exit_code == 0, result.output
+    assert "inserted: 2  updated: 0  unchanged: 0  rejected: 1" in result.output
+    assert "Row 3: ended_at is before offered_at" in result.output
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.checksum == hashlib.sha256(data.encode()).hexdigest()
+        assert record.encoding == "utf-8"
+    again = _run(runner, tmp_path, "interactions", data, "--valid-only")
+    assert "inserted: 0  updated: 0  unchanged: 2  rejected: 1" in again.output, again.output
+
+
 def test_valid_only_imports_the_good_rows(app, runner, tmp_path, agents):
     data = HEADER + GOOD + "b2,Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
     result = _run(runner, tmp_path, "interactions", data, "--valid-only")

@@ -187,8 +187,8 @@ def test_the_task_page_shows_progress_while_the_scheduler_works(app, admin, monk
     seen = []
     report = uploads._report
 
-    def report_and_look(task, stream, rows):
-        report(task, stream, rows)
+    def report_and_look(task, rows, done):
+        report(task, rows, done)
         seen.append(
             admin.get(queued.headers["Location"] + "?poll=1", headers={"HX-Request": "true"})
         )

@@ -15,15 +15,21 @@ again carefully: each batch's stored rows are looked up, compared, updated or re
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import math
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from itertools import chain
 from operator import itemgetter
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -66,6 +72,7 @@ FAST_BATCH = 10_000  # rows inserted at a time while every row is new
 KEEP_REJECTIONS = 1000
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
 BLOCK = 1 << 20  # bytes read at a time
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 class RowError(ValueError):
@@ -152,10 +159,10 @@ def read_csv_stream(stream: io.BufferedIOBase) -> Table:
 
     def rows():
         # Values are passed on as read: the row parsers strip what they use. A short row
-        # simply lacks its last columns.
+        # simply lacks its last columns; blank rows are skipped.
         try:
             for values in reader:
-                if any(values) and (values[0].strip() or "".join(values).strip()):
+                if values and (values[0].strip() or "".join(values).strip()):
                     yield reader.line_num, values
         except csv.Error as exc:
             raise FileProblem(
@@ -358,21 +365,29 @@ def parse_id(raw, column: str) -> str:
 class Context:
     """Look-ups shared by the rows of one import, loaded lazily and cached."""
 
-    def __init__(self):
-        self.tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
-        self._agents: dict[str, int] | None = None
-        self._seen_agents: dict[str, int] = {}  # as written in the file
-        self._days: dict[int, date] = {}
+    def __init__(self, timezone: str, agents: dict[str, int] | None = None):
+        self.tz = ZoneInfo(timezone)
+        self._agents = agents
+        self.seen_agents: dict[str, int] = {}  # as written in the file
+        self.days: dict[int, date] = {}  # by quarter hour since the epoch
 
-    def agent_id(self, agent_no: str, column: str = "agent_no") -> int:
-        found = self._seen_agents.get(agent_no)
-        if found is not None:
-            return found
+    @classmethod
+    def here(cls) -> Context:
+        return cls(current_app.config["PORTAL_TIMEZONE"])
+
+    def agents(self) -> dict[str, int]:
+        """Employee number (lower case) → user id, read once."""
         if self._agents is None:
             self._agents = {
                 no.lower(): uid for uid, no in db.session.execute(select(User.id, User.agent_no))
             }
-        found = self._agents.get(agent_no.strip().lower())
+        return self._agents
+
+    def agent_id(self, agent_no: str, column: str = "agent_no") -> int:
+        found = self.seen_agents.get(agent_no)
+        if found is not None:
+            return found
+        found = self.agents().get(agent_no.strip().lower())
         if found is None:
             raise RowError(
                 _l(
@@ -381,7 +396,7 @@ class Context:
                     value=agent_no.strip(),
                 )
             )
-        self._seen_agents[agent_no] = found
+        self.seen_agents[agent_no] = found
         return found
 
     def local_day(self, seconds: float) -> date:
@@ -389,16 +404,24 @@ class Context:
         whole number of quarter hours, so a quarter hour never straddles local midnight;
         one that would is computed exactly each time)."""
         quarter = int(seconds // 900)
-        day = self._days.get(quarter)
+        day = self.days.get(quarter)
         if day is None:
             start = datetime.fromtimestamp(quarter * 900, self.tz).date()
             if start != datetime.fromtimestamp(quarter * 900 + 899, self.tz).date():
                 return datetime.fromtimestamp(seconds, self.tz).date()
-            day = self._days[quarter] = start
+            day = self.days[quarter] = start
         return day
 
 
-def interaction_row(v: tuple, ctx: Context) -> tuple:
+_MISSING = object()
+TRANSFERRED = {**FLAGS, "": False}
+RESOLVED = {**FLAGS, "": None}
+
+
+def interaction_row(v: tuple, ctx: Context, fromisoformat=datetime.fromisoformat) -> tuple:
+    """One interaction, checked (metrics.md §1). The usual case — well-formed text — is taken
+    inline; anything else goes through the general parsers, which also word the refusals.
+    This runs for every row of files of millions of rows, hence its shape."""
     (
         source_id,
         channel,
@@ -426,12 +449,24 @@ def interaction_row(v: tuple, ctx: Context) -> tuple:
                 )
             )
     tz = ctx.tz
-    offered_s = _seconds_at(offered, tz, "offered_at")
+    try:
+        at = fromisoformat(offered)
+        offered_s = (at if at.tzinfo else at.replace(tzinfo=tz)).timestamp()
+    except (TypeError, ValueError):
+        offered_s = _seconds_at(offered, tz, "offered_at")
     if answered == "" or not str(answered).strip():
         answered_s = None
     else:
-        answered_s = _seconds_at(answered, tz, "answered_at")
-    ended_s = _seconds_at(ended, tz, "ended_at")
+        try:
+            at = fromisoformat(answered)
+            answered_s = (at if at.tzinfo else at.replace(tzinfo=tz)).timestamp()
+        except (TypeError, ValueError):
+            answered_s = _seconds_at(answered, tz, "answered_at")
+    try:
+        at = fromisoformat(ended)
+        ended_s = (at if at.tzinfo else at.replace(tzinfo=tz)).timestamp()
+    except (TypeError, ValueError):
+        ended_s = _seconds_at(ended, tz, "ended_at")
     if answered_s is not None and answered_s < offered_s:
         raise RowError(_l("answered_at is before offered_at"))
     if ended_s < (offered_s if answered_s is None else answered_s):
@@ -446,21 +481,48 @@ def interaction_row(v: tuple, ctx: Context) -> tuple:
     queue, customer = str(queue).strip(), str(customer).strip()
     if len(queue) > 64 or len(customer) > 128:
         raise RowError(_l("queue (64) or customer_key (128 characters) is too long"))
+    if agent_no == "":
+        agent_id = None
+    else:
+        agent_id = ctx.seen_agents.get(agent_no)
+        if agent_id is None:
+            agent_id = ctx.agent_id(agent_no) if str(agent_no).strip() else None
+    day = ctx.days.get(int(offered_s // 900))
+    if day is None:
+        day = ctx.local_day(offered_s)
+    try:
+        wrap_s = float(wrap) if wrap else 0.0
+        if not 0 <= wrap_s <= MAX_SECONDS:
+            raise ValueError
+    except (TypeError, ValueError):
+        wrap_s = parse_seconds(wrap, "wrap_seconds")
+    try:
+        hold_s = float(hold) if hold else 0.0
+        if not 0 <= hold_s <= MAX_SECONDS:
+            raise ValueError
+    except (TypeError, ValueError):
+        hold_s = parse_seconds(hold, "hold_seconds")
+    was_transferred = TRANSFERRED.get(transferred, _MISSING)
+    if was_transferred is _MISSING:
+        was_transferred = parse_flag(transferred, "transferred", allow_empty=False)
+    was_resolved = RESOLVED.get(resolved, _MISSING)
+    if was_resolved is _MISSING:
+        was_resolved = parse_flag(resolved, "resolved", allow_empty=True)
     return (
         source_id,
         channel,
         queue,
-        ctx.agent_id(agent_no) if agent_no != "" and str(agent_no).strip() else None,
-        ctx.local_day(offered_s),
+        agent_id,
+        day,
         offered_s,
         ended_s,
         (ended_s if answered_s is None else answered_s) - offered_s,
         None if answered_s is None else ended_s - answered_s,
-        parse_seconds(wrap, "wrap_seconds"),
-        parse_seconds(hold, "hold_seconds"),
+        wrap_s,
+        hold_s,
         customer or None,
-        parse_flag(transferred, "transferred", allow_empty=False),
-        parse_flag(resolved, "resolved", allow_empty=True),
+        was_transferred,
+        was_resolved,
     )
 
 
@@ -712,20 +774,27 @@ class Importer:
         kind = self.kind
         if kind.refs:
             batch = self._resolve(batch)
-        rows, seen = [], {}
-        for number, row in batch:
-            key = kind.key(row)
-            if key in seen:
-                self.reject(number, self._duplicate(key, seen[key]))
-                continue
-            seen[key] = number
-            rows.append((number, row))
+        rows = list(map(_SECOND, batch))
+        if len(set(map(kind.key, rows))) < len(rows):  # an id twice in this batch
+            batch = self._without_repeated_keys(batch)
+            rows = list(map(_SECOND, batch))
         if not self.writing or not rows:
             return
         if self.fast:
-            self._insert([row for _, row in rows])
+            self._insert(rows)
         else:
-            self._upsert(rows)
+            self._upsert(batch)
+
+    def _without_repeated_keys(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
+        kept, seen = [], {}
+        for number, row in batch:
+            key = self.kind.key(row)
+            if key in seen:
+                self.reject(number, self._duplicate(key, seen[key]))
+            else:
+                seen[key] = number
+                kept.append((number, row))
+        return kept
 
     def _resolve(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         """interaction_id (the source's) → the stored interaction's id, or a rejection."""
@@ -765,19 +834,19 @@ class Importer:
 
     def _track(self, rows: list[tuple]) -> None:
         if self.kind.model is Interaction:
-            at, day, agent = (self._positions[c] for c in ("offered_s", "offered_day", "agent_id"))
-            self.touched.add_rows(
-                [r[at] for r in rows], [r[day] for r in rows], {r[agent] for r in rows}
+            at, day, agent = (
+                itemgetter(self._positions[c]) for c in ("offered_s", "offered_day", "agent_id")
             )
+            self.touched.add_rows(list(map(at, rows)), list(map(day, rows)), set(map(agent, rows)))
 
     def _insert(self, rows: list[tuple]) -> None:
         """Insert rows assumed new; a stored source id ends the fast attempt (run_import
         rolls it back to its savepoint)."""
-        columns = (*self.kind.columns, "import_id")
-        import_id = self.record.id
         refused = db.session.get_bind().dialect.dbapi.IntegrityError
         try:
-            _insert_rows(self.kind.model.__table__, columns, [(*r, import_id) for r in rows])
+            _insert_rows(
+                self.kind.model.__table__, self.kind.columns, rows, import_id=self.record.id
+            )
         except refused:
             raise _StoredAlready from None
         self.record.inserted += len(rows)
@@ -838,8 +907,7 @@ class Importer:
         record.updated += changed
         record.unchanged += unchanged
         if inserts:
-            columns = (*kind.columns, "import_id")
-            _insert_rows(model.__table__, columns, [(*r, import_id) for r in inserts])
+            _insert_rows(model.__table__, kind.columns, inserts, import_id=import_id)
             before, record.inserted = record.inserted, record.inserted + len(inserts)
             if any(before < mark <= record.inserted for mark in ANALYZE_AT):
                 _analyze(model.__table__)
@@ -859,10 +927,10 @@ def _analyze(table) -> None:
         db.session.execute(text(f"ANALYZE {table.name}"))
 
 
-def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple], import_id=None) -> None:
     """Insert one batch inside the import's transaction, through the driver: COPY on
     PostgreSQL, one executemany on SQLite. SQLAlchemy's per-row statement building would take
-    longer than the database's own work at these volumes."""
+    longer than the database's own work at these volumes. `import_id` goes into every row."""
     connection = db.session.connection()
     # The driver does not fill in column defaults, so they are added here.
     defaults = {
@@ -870,6 +938,8 @@ def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
         for c in table.columns
         if c.default is not None and c.default.is_scalar and c.name not in columns
     }
+    if import_id is not None:
+        defaults["import_id"] = int(import_id)
     names = [*columns, *defaults]
     fill = tuple(defaults.values())
     cursor = connection.connection.driver_connection.cursor()
@@ -882,13 +952,21 @@ def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
     converters = [(i, _sqlite_converter(table.c[c].type)) for i, c in enumerate(columns)]
     converters = [(i, f) for i, f in converters if f is not None]
     if converters:
-        rows = [_converted(row, converters) + fill for row in rows]
-    elif fill:
-        rows = [row + fill for row in rows]
-    cursor.executemany(
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-        rows,
-    )
+        rows = [_converted(row, converters) for row in rows]
+    # Constants are written into the statement, so the rows are passed on as they are.
+    values = ", ".join(["?"] * len(columns) + [_sqlite_literal(v) for v in fill])
+    cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values})", rows)
+
+
+def _sqlite_literal(value) -> str:
+    """A column default or import id written into the statement (numbers, text, flags)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _converted(row: tuple, converters) -> tuple:
@@ -921,7 +999,7 @@ def run_import(
     door: str,
     actor: User | None = None,
     valid_only: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     dry_run: bool = False,
 ) -> ImportRecord | Preview:
     """Import one file of `kind_name`, leaving the data with its record, or only the record.
@@ -964,12 +1042,9 @@ def _attempt(
     door: str,
     actor: User | None,
     valid_only: bool,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int, int], None] | None,
     dry_run: bool,
 ) -> ImportRecord | Preview:
-    hasher = hashlib.sha256()
-    if not isinstance(source, Table):
-        source = io.BufferedReader(_HashingReader(source, hasher), BLOCK)
     record = ImportRecord(
         kind=kind.name,
         door=door,
@@ -983,50 +1058,44 @@ def _attempt(
     db.session.add(record)
     db.session.flush()
     importer = Importer(kind, record, fast=fast)
-    columns: list[str] = []
     sample: list[dict] = []
-    rows_read = 0  # counted here, not on the record: an ORM attribute per row is slow
     batch_size = FAST_BATCH if fast else BATCH
+    parsed = Parsed([], iter(()), lambda: "")
+    collecting = gc.get_threshold()
+    # The cycle collector would walk the millions of rows this makes, in vain: it runs a
+    # hundred times less often while they are made.
+    gc.set_threshold(collecting[0] * 100, *collecting[1:])
     try:
-        table = source if isinstance(source, Table) else open_table(source, filename)
-        columns = table.columns
-        record.encoding = table.encoding.split(":")[0]
-        _check_header(kind, columns)
+        parsed = _parse_apart(kind, source, batch_size) or _parse_here(
+            kind, source, batch_size, filename
+        )
+        record.encoding = parsed.encoding.split(":")[0]
         known = set(kind.required) | set(kind.optional)
-        record.unknown_columns = [c for c in columns if c and c not in known]
-        values_of = _values_of(kind, columns)
-        ctx = Context()
-        parse = kind.parse
-        batch: list[tuple[int, tuple]] = []
-        for number, values in table.rows:
-            rows_read += 1
-            try:
-                batch.append((number, parse(values_of(values), ctx)))
-            except RowError as exc:
-                importer.reject(number, str(exc))
+        record.unknown_columns = [c for c in parsed.columns if c and c not in known]
+        for batch, rejected, rows_read, bytes_read in parsed.batches:
+            record.rows_read = rows_read
+            for number, reason in rejected:
+                importer.reject(number, str(reason))
                 if not (valid_only or dry_run):
                     importer.writing = False  # the file will be refused: only check the rest
-            else:
-                if dry_run and len(sample) < PREVIEW_ROWS:
-                    sample.append({"row": number, **_shown(kind, batch[-1][1])})
-            if len(batch) >= batch_size:
-                record.rows_read = rows_read
-                importer.write(batch)
-                batch = []
-                if progress:
-                    progress(rows_read)
-        record.rows_read = rows_read
-        if batch:
+            if dry_run and len(sample) < PREVIEW_ROWS:
+                sample += [
+                    {"row": n, **_shown(kind, r)} for n, r in batch[: PREVIEW_ROWS - len(sample)]
+                ]
             importer.write(batch)
-        if rows_read == 0:
+            if progress:
+                progress(rows_read, bytes_read)
+        if record.rows_read == 0:
             raise FileProblem(_l("The file has a header row but no data rows."))
     except FileProblem as exc:
-        record.rows_read = rows_read
         if dry_run:
-            return _preview(record, importer, kind, columns, sample, str(exc.message))
+            return _preview(record, importer, kind, parsed.columns, sample, str(exc.message))
         return _finish_refused(record, importer, str(exc.message))
+    finally:
+        gc.set_threshold(*collecting)
+        parsed.close()
     if dry_run:
-        return _preview(record, importer, kind, columns, sample, None)
+        return _preview(record, importer, kind, parsed.columns, sample, None)
 
     if record.rejected and not valid_only:
         return _finish_refused(
@@ -1042,12 +1111,173 @@ def _attempt(
         )
     _update_derived(kind, record.id, importer.touched)
     record.rejections = importer.rejections
-    record.checksum = (
-        source.encoding.split(":")[1] if isinstance(source, Table) else hasher.hexdigest()
-    )
+    record.checksum = parsed.checksum()
     record.status, record.finished_at = "committed", utcnow()
     db.session.flush()
     return record
+
+
+# --- parsing, in this process or beside it --------------------------------------------------
+
+# (rows parsed, rejections as (row, reason), rows read so far, bytes read so far)
+Batch = tuple[list[tuple[int, tuple]], list[tuple[int, object]], int, int]
+
+
+@dataclass
+class Parsed:
+    """A file being parsed: its header, then its rows in batches, then its checksum."""
+
+    columns: list[str]
+    batches: Iterator[Batch]
+    checksum: Callable[[], str]
+    encoding: str = ""
+    close: Callable[[], None] = lambda: None
+
+
+def _parse_here(
+    kind: Kind, source: io.BufferedIOBase | Table, batch_size: int, filename: str
+) -> Parsed:
+    hasher = hashlib.sha256()
+    if isinstance(source, Table):
+        table, reader = source, None
+    else:
+        reader = _HashingReader(source, hasher)
+        table = open_table(io.BufferedReader(reader, BLOCK), filename)
+    _check_header(kind, table.columns)
+
+    def checksum() -> str:
+        return table.encoding.split(":")[1] if reader is None else hasher.hexdigest()
+
+    def bytes_read() -> int:
+        return 0 if reader is None else reader.count
+
+    batches = parse_batches(kind, table, Context.here(), batch_size, bytes_read)
+    return Parsed(table.columns, batches, checksum, table.encoding)
+
+
+def parse_batches(
+    kind: Kind, table: Table, ctx: Context, size: int, bytes_read: Callable[[], int]
+) -> Iterator[Batch]:
+    """The table's rows parsed by the kind, `size` at a time, with the rows it refused."""
+    values_of = _values_of(kind, table.columns)
+    # A file whose columns are the kind's, in order, is parsed as read (rows of its width).
+    as_read, width = tuple(table.columns) == kind.fields, len(table.columns)
+    parse = kind.parse
+    rows_read, batch, rejected = 0, [], []
+    for number, values in table.rows:
+        rows_read += 1
+        try:
+            if not as_read or len(values) != width:
+                values = values_of(values)
+            batch.append((number, parse(values, ctx)))
+        except RowError as exc:
+            rejected.append((number, exc.args[0]))
+        if len(batch) >= size:
+            yield batch, rejected, rows_read, bytes_read()
+            batch, rejected = [], []
+    if batch or rejected or not rows_read:
+        yield batch, rejected, rows_read, bytes_read()
+
+
+# On SQLite, files at least this large are parsed by a second process while this one writes:
+# the database's work runs in this process too, and parsing beside it takes a third off a
+# large import. PostgreSQL already works in a process of its own, so there it would only add
+# the cost of passing the rows.
+PARSE_APART_BYTES = 8 << 20
+
+
+def _parse_apart(kind: Kind, source, batch_size: int) -> Parsed | None:
+    """Parse a large CSV file in a worker process (a fresh interpreter: nothing of this
+    process is shared), receiving its batches through a pipe. None when the source is not
+    such a file."""
+    path = getattr(source, "name", None)
+    if isinstance(source, Table) or not isinstance(path, str) or source.tell() != 0:
+        return None
+    if db.session.get_bind().dialect.name != "sqlite":
+        return None
+    try:
+        if os.path.getsize(path) < PARSE_APART_BYTES or source.peek(4)[:4] == b"PK\x03\x04":
+            return None
+    except (OSError, AttributeError):
+        return None
+    ctx = Context.here()
+    task = (os.path.abspath(path), kind.name, str(ctx.tz), ctx.agents(), batch_size)
+    reading, writing = os.pipe()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "portal.metrics.ingest", str(writing)],
+        stdin=subprocess.PIPE,
+        pass_fds=(writing,),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    os.close(writing)
+    messages_in = os.fdopen(reading, "rb")
+    try:
+        pickle.dump(task, worker.stdin)
+        worker.stdin.close()
+    except BrokenPipeError:
+        pass  # the worker died at once; reading says so
+
+    def close() -> None:
+        messages_in.close()
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
+
+    def messages() -> Iterator[tuple]:
+        while True:
+            try:
+                message = pickle.load(messages_in)
+            except EOFError:
+                raise RuntimeError("the parsing process stopped unexpectedly") from None
+            if message[0] == "problem":
+                raise FileProblem(message[1])
+            if message[0] == "error":
+                raise RuntimeError(f"the parsing process failed: {message[1]}")
+            yield message
+
+    stream = messages()
+    try:
+        _, encoding, columns = next(stream)
+    except BaseException:
+        close()
+        raise
+    checksum = {}
+
+    def batches() -> Iterator[Batch]:
+        for message in stream:
+            if message[0] == "end":
+                checksum["sha256"] = message[1]
+                return
+            yield message[1:]
+
+    return Parsed(columns, batches(), lambda: checksum["sha256"], encoding, close)
+
+
+def _parse_worker(out, path: str, kind_name: str, timezone: str, agents: dict, size: int):
+    """The worker process: read and parse the file, send the batches. Reasons for refusing
+    rows travel as lazy strings, translated by the importing process in its own language."""
+    import traceback
+
+    gc.disable()  # millions of short-lived tuples and no cycles: collecting finds nothing
+    send = partial(pickle.dump, file=out, protocol=pickle.HIGHEST_PROTOCOL)
+    kind = KINDS[kind_name]
+    try:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as raw:
+            reader = _HashingReader(raw, hasher)
+            table = open_table(io.BufferedReader(reader, BLOCK), path)
+            _check_header(kind, table.columns)
+            send(("table", table.encoding, table.columns))
+            ctx = Context(timezone, agents)
+            for batch in parse_batches(kind, table, ctx, size, lambda: reader.count):
+                send(("batch", *batch))
+        send(("end", hasher.hexdigest()))
+    except FileProblem as exc:
+        send(("problem", exc.message))
+    except BrokenPipeError:
+        pass  # the importing process stopped reading: nothing more to do
+    except Exception:
+        send(("error", traceback.format_exc(limit=5)))
 
 
 def _check_header(kind: Kind, columns: list[str]) -> None:
@@ -1076,9 +1306,12 @@ def _values_of(kind: Kind, columns: list[str]) -> Callable[[list], tuple]:
     width = len(columns)
     # A column the file lacks reads the empty cell appended to every row.
     pick = itemgetter(*(columns.index(f) if f in columns else width for f in kind.fields))
+    complete = all(f in columns for f in kind.fields)
 
     def values_of(values: list) -> tuple:
         count = len(values)
+        if count == width and complete:
+            return pick(values)
         if count < width:
             values.extend([""] * (width - count))
         elif count > width:
@@ -1188,10 +1421,10 @@ def _update_derived(kind: Kind, import_id: int, touched: stats.Touched) -> None:
 
 
 class _HashingReader(io.RawIOBase):
-    """Passes bytes through while computing the file's checksum."""
+    """Passes bytes through while computing the file's checksum and counting them."""
 
     def __init__(self, inner, hasher):
-        self.inner, self.hasher = inner, hasher
+        self.inner, self.hasher, self.count = inner, hasher, 0
 
     def readable(self) -> bool:
         return True
@@ -1199,6 +1432,7 @@ class _HashingReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         data = self.inner.read(len(buffer))
         self.hasher.update(data)
+        self.count += len(data)
         buffer[: len(data)] = data
         return len(data)
 
@@ -1215,3 +1449,8 @@ def report_lines(record: ImportRecord) -> Iterable[str]:
         f"Rows read: {record.rows_read}  inserted: {record.inserted}  updated: "
         f"{record.updated}  unchanged: {record.unchanged}  rejected: {record.rejected}"
     )
+
+
+if __name__ == "__main__":  # the parsing worker: python -m portal.metrics.ingest FD
+    with os.fdopen(int(sys.argv[1]), "wb") as pipe:
+        _parse_worker(pipe, *pickle.load(sys.stdin.buffer))

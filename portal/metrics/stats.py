@@ -269,26 +269,25 @@ def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = 
         "n_fcr": count_if(answered, resolved_or_unknown),
         "n_transferred": count_if(answered, I.c.transferred == true()),
     }
+    # Joined rows count when their interaction was answered. The condition sits in the sums,
+    # not in WHERE, so that SQLite reads an interaction's row only when it has a rating.
     survey_sums = {
-        "n_csat": func.count(s.c.csat),
-        "n_csat_pos": count_if(s.c.csat >= 4),
-        "n_nps": func.count(s.c.nps),
-        "n_nps_pro": count_if(s.c.nps >= 9),
-        "n_nps_det": count_if(s.c.nps <= 6),
+        "n_csat": count_if(answered, s.c.csat.is_not(None)),
+        "n_csat_pos": count_if(answered, s.c.csat >= 4),
+        "n_nps": count_if(answered, s.c.nps.is_not(None)),
+        "n_nps_pro": count_if(answered, s.c.nps >= 9),
+        "n_nps_det": count_if(answered, s.c.nps <= 6),
     }
-    qa_sums = {"n_qa": func.count(q.c.id), "sum_qa": func.sum(q.c.score)}
-    repeat_sums = {"n_fcr": func.sum(case((resolved_or_unknown, -1), else_=0))}
+    qa_sums = {"n_qa": count_if(answered), "sum_qa": sum_if(q.c.score, answered)}
+    repeat_sums = {"n_fcr": func.sum(case((and_(answered, resolved_or_unknown), -1), else_=0))}
     names = [*sums, *survey_sums, *qa_sums]
 
-    def part(given: dict, *, joined, answered_only=True):
+    def part(given: dict, *, joined):
         values = [given[n].label(n) if n in given else literal(0).label(n) for n in names]
-        stmt = select(*keys, *values).select_from(joined)
-        if answered_only:
-            stmt = stmt.where(answered)
-        return stmt.where(in_scope).group_by(*group)
+        return select(*keys, *values).select_from(joined).where(in_scope).group_by(*group)
 
     parts = union_all(
-        part(sums, joined=I, answered_only=False),
+        part(sums, joined=I),
         part(repeat_sums, joined=R.join(I, I.c.id == R.c.interaction_id)),
         part(survey_sums, joined=s.join(I, I.c.id == s.c.interaction_id)),
         # Only released evaluations count: a QA's draft is not a score yet.

@@ -120,12 +120,10 @@ def progress(task: UploadTask) -> dict:
         return {"rows": 0, "bytes": 0, "at": None}
 
 
-def _report(task: UploadTask, stream, rows: int) -> None:
+def _report(task: UploadTask, rows: int, done: int) -> None:
     path = _progress_path(task)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(
-        json.dumps({"rows": rows, "bytes": stream.tell(), "at": utcnow().isoformat()})
-    )
+    temporary.write_text(json.dumps({"rows": rows, "bytes": done, "at": utcnow().isoformat()}))
     os.replace(temporary, path)
 
 
@@ -175,7 +173,7 @@ def run_task(task: UploadTask) -> None:
                 actor=actor,
                 valid_only=task.valid_only,
                 dry_run=task.action == "preview",
-                progress=lambda rows: _report(task, stream, rows),
+                progress=lambda rows, done: _report(task, rows, done),
             )
             if isinstance(outcome, Preview):
                 task.result = _preview_result(outcome)
