@@ -143,9 +143,7 @@ def test_the_second_process_refuses_as_this_one_does(
     assert _interactions(app) == 0
 
 
-def test_a_file_parsed_by_the_second_process_imports_the_same(
-    app, runner, tmp_path, agents, apart
-):
+def test_a_file_parsed_by_the_second_process_imports_the_same(app, runner, tmp_path, agents, apart):
     import hashlib
 
     bad = "b2,Q1,A,2026-11-03T09:00:00+08:00,,2026-11-03T08:59:00+08:00,c1\n"
