@@ -184,11 +184,12 @@ def metrics_times(database_url: str) -> tuple[float, float]:
             text(
                 "SELECT agent_id, COUNT(*), SUM(CASE WHEN talk_s IS NOT NULL THEN 1 ELSE 0 END), "
                 "AVG(talk_s + wrap_s), AVG(CASE WHEN talk_s IS NOT NULL THEN wait_s END), "
-                "SUM(CASE WHEN talk_s IS NOT NULL AND has_repeat = :f THEN 1 ELSE 0 END), "
-                "SUM(CASE WHEN transferred = :t THEN 1 ELSE 0 END) FROM interactions "
+                "SUM(CASE WHEN talk_s IS NOT NULL AND r.interaction_id IS NULL THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN transferred = :t THEN 1 ELSE 0 END) FROM interactions i "
+                "LEFT JOIN interaction_repeats r ON r.interaction_id = i.id "
                 "WHERE offered_day BETWEEN :a AND :b GROUP BY agent_id"
             ),
-            {"a": period.first_day, "b": period.last_day, "f": False, "t": True},
+            {"a": period.first_day, "b": period.last_day, "t": True},
         ).all()
         baseline = time.perf_counter() - started
     return portal, baseline

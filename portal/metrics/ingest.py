@@ -14,7 +14,9 @@ again carefully: each batch's stored rows are looked up, compared, updated or re
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import gc
 import hashlib
 import io
@@ -34,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from portal.accounts.models import User
 from portal.db import UTCDateTime, sqlite_utc_text, utcnow
@@ -764,6 +766,10 @@ class Importer:
         self.touched = stats.Touched(record.id)
         self.writing = True  # until a rejection makes the import's outcome a refusal
         self._positions = {c: i for i, c in enumerate(kind.columns)}
+        # Every row a fast attempt writes is new, with an id above the largest stored now.
+        self.after_id = 0
+        if fast:
+            self.after_id = db.session.scalar(select(func.max(kind.model.id))) or 0
 
     def reject(self, number: int, reason: str) -> None:
         self.record.rejected += 1
@@ -1109,7 +1115,7 @@ def _attempt(
                 )
             ),
         )
-    _update_derived(kind, record.id, importer.touched)
+    _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
     record.status, record.finished_at = "committed", utcnow()
@@ -1184,6 +1190,7 @@ def parse_batches(
 # large import. PostgreSQL already works in a process of its own, so there it would only add
 # the cost of passing the rows.
 PARSE_APART_BYTES = 8 << 20
+PIPE_BYTES = 1 << 20
 
 
 def _parse_apart(kind: Kind, source, batch_size: int) -> Parsed | None:
@@ -1203,6 +1210,10 @@ def _parse_apart(kind: Kind, source, batch_size: int) -> Parsed | None:
     ctx = Context.here()
     task = (os.path.abspath(path), kind.name, str(ctx.tz), ctx.agents(), batch_size)
     reading, writing = os.pipe()
+    # Room for a whole batch in the pipe, so the worker parses the next one meanwhile instead
+    # of waiting for this process to take the last (Linux; elsewhere the default size).
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(writing, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     worker = subprocess.Popen(
         [sys.executable, "-m", "portal.metrics.ingest", str(writing)],
         stdin=subprocess.PIPE,
@@ -1403,18 +1414,22 @@ def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> I
     return refused
 
 
-def _update_derived(kind: Kind, import_id: int, touched: stats.Touched) -> None:
+def _update_derived(importer: Importer) -> None:
     """Bring FCR repeats and the daily sums up to date for what this import touched."""
-    if kind.model is Interaction:
+    model, import_id, touched = importer.kind.model, importer.record.id, importer.touched
+    if model is Interaction:
         if touched.lo is None:
             return
         changed = stats.refresh_repeats(touched.lo, touched.hi, import_id)
-        stats.rebuild_day_stats(touched.first_day, touched.last_day, touched.agents)
+        if importer.fast:  # only new interactions: their sums are added to the days'
+            stats.add_to_day_stats(import_id, importer.after_id)
+        else:
+            stats.rebuild_day_stats(touched.first_day, touched.last_day, touched.agents)
         if changed:
             stats.rebuild_day_stats(*changed)
         return
-    if kind.model in (Survey, QaEvaluation):
-        affected = stats.affected_by_ratings(kind.model.__table__, import_id)
+    if model in (Survey, QaEvaluation):
+        affected = stats.affected_by_ratings(model.__table__, import_id)
         if affected:
             stats.rebuild_day_stats(*affected)
     # supplied values are read directly
