@@ -6,6 +6,7 @@ from flask import Blueprint, abort, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal.db import SAFE_METHODS
 from portal.extensions import db
 from portal.notifications import services
 from portal.notifications.models import Notification
@@ -19,13 +20,15 @@ BELL_SECONDS = 30  # how often an open page asks for the unread count
 
 @bp.app_context_processor
 def bell_context() -> dict:
-    """Every page's bell starts with the current count (then polls for it)."""
+    """Every page's bell starts with the current count (then polls for it). A read-only request
+    shows the count read with its login session; one that may have changed notifications
+    counts again."""
     if not current_user.is_authenticated:
         return {}
-    return {
-        "unread_notifications": services.unread_count(current_user),
-        "bell_seconds": BELL_SECONDS,
-    }
+    count = getattr(current_user, "unread_notifications", None)
+    if count is None or request.method not in SAFE_METHODS:
+        count = services.unread_count(current_user)
+    return {"unread_notifications": count, "bell_seconds": BELL_SECONDS}
 
 
 @bp.get("/notifications/bell")

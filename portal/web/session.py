@@ -15,6 +15,7 @@ from htmx_flask import make_response as htmx_response
 from portal.accounts import security
 from portal.db import configure_sqlite, utcnow
 from portal.extensions import db, login_manager
+from portal.notifications.services import unread_column
 from portal.web import auth
 from portal.web.htmx import add_vary, is_partial, redirect_to
 
@@ -49,8 +50,14 @@ def current_path() -> str:
     return request.full_path if request.query_string else request.path
 
 
+@functools.cache
+def _session_query():
+    """Session, user, roles and the bell's unread count: one query per request."""
+    return security.session_user_query(unread_notifications=unread_column())
+
+
 def _load_user(token: str):
-    return security.load_session_user(token, utcnow())
+    return security.load_session_user(token, utcnow(), _session_query())
 
 
 def _unauthorized():
