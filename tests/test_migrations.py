@@ -77,3 +77,44 @@ def test_upgrade_on_an_empty_database_has_no_drift_and_downgrades(empty_database
     assert set(inspect(create_engine(empty_database)).get_table_names()) <= {"alembic_version"}
     again = _flask(empty_database, "db", "upgrade")
     assert again.returncode == 0, again.stderr
+
+
+FROZEN_RESULTS = [
+    "INSERT INTO users (id, agent_no, name, active, must_change_password, created_at, updated_at)"
+    " VALUES (1, '10001', '坐席', TRUE, FALSE, '2026-11-01', '2026-11-01')",
+    "INSERT INTO positions (id, name, description, created_at)"
+    " VALUES (1, '电话客服', '', '2026-11-01')",
+    "INSERT INTO plans (id, position_id, period_kind, created_at)"
+    " VALUES (1, 1, 'monthly', '2026-11-01')",
+    "INSERT INTO plan_versions (id, plan_id, number, document, created_at, note)"
+    " VALUES (1, 1, 1, '{}', '2026-11-01', '')",
+    "INSERT INTO periods (id, key, kind, first_day, last_day, close_at, results_version,"
+    " revision_pending, created_at) VALUES (1, '2026-10', 'monthly', '2026-10-01', '2026-10-31',"
+    " '2026-11-03', 1, FALSE, '2026-11-01')",
+    "INSERT INTO results_versions (id, period_id, number, created_at, reason)"
+    " VALUES (1, 1, 1, '2026-11-03', '')",
+    "INSERT INTO result_rows (version_id, agent_id, plan_version_id, cohort, bonus, deductions,"
+    ' "offset", gate_open, eligible, lines)'
+    " VALUES (1, 1, 1, '电话客服/regular', 0, 0, 0, TRUE, TRUE, '[]')",
+]
+
+
+def test_the_results_version_token_keeps_the_frozen_results(empty_database):
+    """Adding the token must not rebuild results_versions: on SQLite, dropping the old table
+    would delete every result row through ON DELETE CASCADE."""
+    assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
+    engine = create_engine(empty_database)
+    with engine.begin() as conn:
+        for statement in FROZEN_RESULTS:
+            conn.execute(text(statement))
+    up = _flask(empty_database, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM result_rows")).scalar() == 1
+        token = conn.execute(text("SELECT token FROM results_versions")).scalar()
+    assert len(token) == 16
+    down = _flask(empty_database, "db", "downgrade", "ca7abc2afbba")
+    assert down.returncode == 0, down.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM result_rows")).scalar() == 1
+    engine.dispose()

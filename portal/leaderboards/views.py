@@ -17,7 +17,7 @@ from portal.metrics.labels import PERIOD_KIND_NAMES, format_metric, metric_name
 from portal.metrics.periods import PeriodKeyError, parse_period, period_of, recent_periods
 from portal.periods.services import previous_closed
 from portal.scoring.services import today
-from portal.system.settings import get_settings
+from portal.system.settings import recent_settings
 from portal.web.auth import require
 from portal.web.filters import cohort_label
 from portal.web.htmx import render
@@ -56,18 +56,16 @@ def _options(choices: list[services.Group]) -> list[tuple[str, list[tuple[str, s
     return options
 
 
-def _result_board(code: str, period, args) -> dict:
+def _result_board(code: str, period, args, people: services.People) -> dict:
     """A board built from the period's results (live or frozen) as the viewer may see them."""
-    row = services.period_row(period.key)
-    results = services.period_results(period, row, current_user)
-    context = {"results": results, "entries": [], "previous": None, "choices": [], "teams": {}}
+    results = services.period_results(period, current_user, people)
+    context = {"results": results, "entries": [], "previous": None, "choices": []}
     if results.awaiting:
         return context
-    context["teams"] = services.team_names()
     if code == "teams":
         context["entries"] = services.board(results, code)
         return context
-    context["choices"] = services.groups(results, context["teams"])
+    context["choices"] = services.groups(results, people.teams)
     group = args.get("group", "")
     if group not in {choice.key for choice in context["choices"]}:
         group = services.default_group(results, current_user)
@@ -82,7 +80,7 @@ def _result_board(code: str, period, args) -> dict:
     elif code == "improved":
         before_row = previous_closed(period)
         if before_row is not None:
-            before = services.period_results(parse_period(before_row.key), before_row, current_user)
+            before = services.period_results(parse_period(before_row.key), current_user, people)
             context["previous"] = before
             if not before.awaiting:
                 context["entries"] = services.board(results, code, group, before=before)
@@ -100,7 +98,6 @@ def _points_board(code: str, period, args) -> dict:
     return {
         "results": None,
         "previous": None,
-        "teams": {},
         "entries": services.points_board(holders, group),
         "choices": choices,
         "group": group,
@@ -126,11 +123,14 @@ def board():
     code = args.get("board") or "final"
     if code not in services.BOARDS:
         abort(404)
+    people = services.people()
     if code in services.RESULT_BOARDS:
-        context = _result_board(code, period, args)
+        context = _result_board(code, period, args, people)
     else:
         context = _points_board(code, period, args)
-    settings = get_settings("leaderboard_humane", "leaderboard_top_n")
+    settings = recent_settings(
+        "leaderboard_humane", "leaderboard_top_n", seconds=services.reread_seconds()
+    )
     shown = services.shown(
         context["entries"],
         current_user.team_id if code == "teams" else current_user.id,
@@ -141,7 +141,7 @@ def board():
     )
     if code in services.RESULT_BOARDS:
         agents = code in services.AGENT_BOARDS
-        described = services.describe([*shown.rows, shown.mine], context["teams"], agents)
+        described = services.describe([*shown.rows, shown.mine], people, agents)
         shown.rows, shown.mine = described[:-1], described[-1]
     periods = recent_periods(now, tuple(kinds)) if kinds else []
     if period not in periods:
