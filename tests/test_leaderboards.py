@@ -23,7 +23,7 @@ from portal.periods import services as periods
 from portal.periods.models import PeriodRow
 from portal.scoring.services import save_plan
 from portal.system.settings import set_setting
-from tests.conftest import count_queries, login
+from tests.conftest import count_queries, login, post
 from tests.test_i18n import _english_phrases
 from tests.test_plans import SUPPLIED_PLAN
 
@@ -579,6 +579,25 @@ def test_a_board_kept_for_leads_is_not_shown_to_agents_before_the_publication(ap
     _publish(app, NOV)
     html = agent.get(url).get_data(True)  # the publication shows at once
     assert 'id="leaderboards-final"' in html and "你在 12 人中排第 10 名" in html
+
+
+def test_kept_filters_and_rows_follow_the_language_and_the_viewer(app, world):
+    people, *_ = world
+    set_humane(app, False)
+    client = _client(app, "A03")
+    url = f"/leaderboards?period={NOV}&board=metric&metric=knowledge_contrib"
+    chinese = client.get(url).get_data(True)
+    assert "比较范围" in chinese and "本期积分" in chinese and "知识库贡献" in chinese
+    post(client, "/account/language", {"locale": "en"})
+    english = client.get(url).get_data(True)
+    assert "Compare" in english and "Points this period" in english and "比较范围" not in english
+    assert "Knowledge contributions" in english and _rows(english) == _rows(chinese)
+    partial = client.get(url, headers={"HX-Request": "true"}).get_data(True)
+    assert "Compare" in partial and "<html" not in partial
+    own = 'id="leaderboards-row-{}" aria-current="true"'
+    assert own.format(people["A03"].id) in english
+    other = _client(app, "A04").get(url).get_data(True)  # the same rows, another viewer
+    assert own.format(people["A04"].id) in other and own.format(people["A03"].id) not in other
 
 
 # --- the awards wall ----------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 from itertools import groupby
 
 from flask import Blueprint, abort, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.awards.services import award_name as name_of_award
 from portal.awards.services import can_download, citation
@@ -20,6 +23,7 @@ from portal.scoring.services import today
 from portal.system.settings import recent_settings
 from portal.web.auth import require
 from portal.web.filters import cohort_label
+from portal.web.fragments import kept
 from portal.web.htmx import render
 
 bp = Blueprint("leaderboards", __name__)
@@ -143,33 +147,71 @@ def board():
         agents = code in services.AGENT_BOARDS
         described = services.describe([*shown.rows, shown.mine], people, agents)
         shown.rows, shown.mine = described[:-1], described[-1]
-    periods = recent_periods(now, tuple(kinds)) if kinds else []
+    periods = list(_recent_periods(now, tuple(kinds)))
     if period not in periods:
         periods.insert(0, period)
     results = context.get("results")
+    locale, root = get_locale(), request.script_root
+    chosen = {
+        "period": period.key,
+        "board": code,
+        "group": context.get("group", ""),
+        "metric": context.get("metric", ""),
+    }
+    metrics = tuple(context.get("metrics", ()))
+    filters = kept(
+        "leaderboards/_filters.html",
+        (locale, root, tuple(periods), code, tuple(context["choices"]), *chosen.values(), metrics),
+        lambda: {
+            "period": period,
+            "periods": periods,
+            "kinds": _kind_names(),
+            "code": code,
+            "board_names": BOARD_NAMES,
+            "options": _options(context["choices"]),
+            "args": chosen,
+            "metrics": metrics,
+            "metric": chosen["metric"],
+            "metric_name": metric_name,
+        },
+    )
+    mine = shown.mine.key if shown.mine is not None else None
+
+    def row(entry: services.Entry) -> Markup:
+        me = entry.key == mine
+        return kept(
+            "leaderboards/_row.html",
+            (locale, code, chosen["metric"], entry, me),
+            lambda: {
+                "entry": entry,
+                "me": me,
+                "code": code,
+                "metric": chosen["metric"],
+                "format_metric": format_metric,
+            },
+        )
+
     return render(
         "leaderboards/board.html",
         "board",
         period=period,
-        periods=periods,
-        kinds=_kind_names(),
         code=code,
-        board_names=BOARD_NAMES,
         shown=shown,
         humane=settings["leaderboard_humane"],
         top_n=settings["leaderboard_top_n"],
         own=results.of(current_user.id) if results is not None else None,
-        args={
-            "period": period.key,
-            "board": code,
-            "group": context.get("group", ""),
-            "metric": context.get("metric", ""),
-        },
-        options=_options(context["choices"]),
+        args=chosen,
+        filters=filters,
+        row=row,
         metric_name=metric_name,
-        format_metric=format_metric,
         **context,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _recent_periods(now, kinds: tuple[str, ...]) -> tuple:
+    """The periods to pick from (metrics.periods.recent_periods), worked out once a day."""
+    return tuple(recent_periods(now, kinds)) if kinds else ()
 
 
 @bp.get("/awards/wall")

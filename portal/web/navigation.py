@@ -4,16 +4,14 @@ links and translations that every page would otherwise render again."""
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
 from portal.accounts.models import Role
-from portal.cache import Memo
 from portal.web import auth
-
-_menus = Memo(256)
+from portal.web.fragments import kept
 
 
 def navigation() -> Markup:
@@ -22,18 +20,14 @@ def navigation() -> Markup:
         return Markup("")
     roles = current_user.roles
     led = tuple((t.id, t.name) for t in current_user.led_teams) if Role.TEAM_LEAD in roles else ()
-    key = (get_locale(), roles, led, request.script_root)
-    return _menus.get(key, lambda: _render(roles, led))
-
-
-def _render(roles: frozenset[Role], led: tuple) -> Markup:
-    template = current_app.jinja_env.get_template("_navigation.html")
-    return Markup(
-        template.render(
-            roles=roles,
-            led_teams=[{"id": team_id, "name": name} for team_id, name in led],
-            allowed=lambda permission: auth.roles_allow(roles, permission),
-        )
+    return kept(
+        "_navigation.html",
+        (get_locale(), request.script_root, roles, led),
+        lambda: {
+            "roles": roles,
+            "led_teams": [{"id": team_id, "name": name} for team_id, name in led],
+            "allowed": lambda permission: auth.roles_allow(roles, permission),
+        },
     )
 
 
