@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, exists, func, select
+from sqlalchemy import Row, and_, bindparam, exists, func, select
 from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, Team, User, UserRole
@@ -133,23 +133,32 @@ def people() -> People:
     return _reread.get(("people", db.engine.url), reread_seconds(), read)
 
 
-# The period and its results versions, in one query at every request: whether it is closed
-# and which version a viewer sees must always be current.
+# The period's state and its results versions, in one query at every request: whether it is
+# closed and which version a viewer sees must always be current. Plain columns, not a PeriodRow
+# (a page needs three of its twenty-two), read through the session's connection.
 _PERIOD_STATE = (
-    select(PeriodRow, ResultsVersion.number, ResultsVersion.id, ResultsVersion.token)
+    select(
+        PeriodRow.closed_at,
+        PeriodRow.results_version,
+        PeriodRow.published_version,
+        ResultsVersion.number,
+        ResultsVersion.id,
+        ResultsVersion.token,
+    )
     .outerjoin(ResultsVersion, ResultsVersion.period_id == PeriodRow.id)
     .where(PeriodRow.key == bindparam("key"))
 )
 
 
-def period_state(key: str) -> tuple[PeriodRow | None, dict[int, tuple[int, str]]]:
-    """The period's row (None when it has none yet) and its results versions: number → the
-    version's id and token, which name its rows for what a process keeps."""
-    found = db.session.execute(_PERIOD_STATE, {"key": key}).all()
+def period_state(key: str) -> tuple[Row | None, dict[int, tuple[int, str]]]:
+    """The period's closed_at, results_version and published_version (None when it has no
+    row yet), as `periods.services.visible_results` reads them, and its results versions:
+    number → the version's id and token, which name its rows for what a process keeps."""
+    found = db.session.connection().execute(_PERIOD_STATE, {"key": key}).all()
     if not found:
         return None, {}
-    versions = {number: (id_, token) for _row, number, id_, token in found if number is not None}
-    return found[0][0], versions
+    versions = {r.number: (r.id, r.token) for r in found if r.number is not None}
+    return found[0], versions
 
 
 def live_standings(period: Period) -> list[Standing]:
