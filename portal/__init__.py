@@ -21,7 +21,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from portal import cli, errors, extensions, models, pdf  # noqa: F401 - models: full metadata
-    from portal.web import filters, i18n, navigation, session
+    from portal.web import filters, i18n, layout, session
 
     extensions.db.init_app(app)
     extensions.migrate.init_app(
@@ -37,7 +37,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     i18n.init_app(app)
     session.init_app(app)
     filters.init_app(app)
-    navigation.init_app(app)
+    layout.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     if pdf.subsetting_missing():

@@ -202,3 +202,17 @@ def test_a_role_taken_away_counts_at_the_next_request(app, make_user):
         db.session.commit()
     assert user.get("/users").status_code == 403
     assert 'href="/users"' not in user.get("/").get_data(as_text=True)
+
+
+def test_a_pages_csrf_token_works_only_with_its_own_session(app, make_user):
+    make_user({Role.AGENT}, agent_no="10001")
+    mine, other = app.test_client(), app.test_client()
+    login(mine, "10001")
+    login(other, "10001")
+    token = csrf_token(mine)
+    assert token == csrf_token(mine)  # kept for the session, still valid
+    headers = {**HX, "X-CSRFToken": token}
+    refused = other.post("/account/language", data={"locale": "en"}, headers=headers)
+    assert refused.status_code == 400
+    answer = mine.post("/account/language", data={"locale": "en"}, headers=headers)
+    assert answer.headers.get("HX-Redirect") == "/"

@@ -10,9 +10,11 @@ from flask import Flask, current_app, has_request_context, request, session, url
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from htmx_flask import make_response as htmx_response
 
 from portal.accounts import security
+from portal.cache import Memo
 from portal.db import configure_sqlite, utcnow
 from portal.extensions import db, login_manager
 from portal.notifications.services import unread_column
@@ -43,6 +45,19 @@ def select_locale() -> Locale:
 def _locale(code: str) -> Locale:
     """Parsed once per process: Babel looks the code up in its locale list every time."""
     return Locale.parse(code)
+
+
+_csrf_tokens = Memo(4096)
+
+
+def csrf_token() -> str:
+    """The CSRF token for this session's forms and htmx headers (Flask-WTF's), signed once per
+    process for each session: a token never expires while its session lives
+    (WTF_CSRF_TIME_LIMIT), so any signature of the session's secret is as good as a fresh one."""
+    raw = session.get("csrf_token")
+    if raw is None or current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return generate_csrf()
+    return _csrf_tokens.get((current_app.secret_key, raw), generate_csrf)
 
 
 def current_path() -> str:
@@ -106,6 +121,7 @@ def init_app(app: Flask) -> None:
             configure_sqlite(db.engine)
 
     app.session_interface = PortalSessions()
+    app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
