@@ -210,7 +210,7 @@ def test_a_pages_csrf_token_works_only_with_its_own_session(app, make_user):
     login(mine, "10001")
     login(other, "10001")
     token = csrf_token(mine)
-    assert token == csrf_token(mine)  # kept for the session, still valid
+    assert csrf_token(mine) == token  # the same session's pages carry the same token
     headers = {**HX, "X-CSRFToken": token}
     refused = other.post("/account/language", data={"locale": "en"}, headers=headers)
     assert refused.status_code == 400

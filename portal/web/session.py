@@ -121,7 +121,6 @@ def init_app(app: Flask) -> None:
             configure_sqlite(db.engine)
 
     app.session_interface = PortalSessions()
-    app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
@@ -138,4 +137,5 @@ def init_app(app: Flask) -> None:
             "allowed": lambda perm: auth.allowed(current_user, perm),
             "get_locale": get_locale,
             "current_path": current_path,
+            "csrf_token": csrf_token,  # in place of Flask-WTF's
         }
