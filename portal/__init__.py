@@ -21,7 +21,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from portal import cli, errors, extensions, models, pdf  # noqa: F401 - models: full metadata
-    from portal.web import filters, session
+    from portal.web import filters, i18n, layout, session
 
     extensions.db.init_app(app)
     extensions.migrate.init_app(
@@ -34,8 +34,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
     extensions.babel.init_app(app, locale_selector=session.select_locale)
+    i18n.init_app(app)
     session.init_app(app)
     filters.init_app(app)
+    layout.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     if pdf.subsetting_missing():

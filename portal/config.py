@@ -89,6 +89,9 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "INBOX_DIR": env.get("INBOX_DIR") or str(instance / "inbox"),
         # Provisional leaderboards are scored at most this many seconds ago (0: every request).
         "LEADERBOARD_LIVE_SECONDS": _int(env, "LEADERBOARD_LIVE_SECONDS", 60),
+        # Leaderboards read names, teams, who may appear and their settings at most this many
+        # seconds ago (each web process keeps them; 0: every request).
+        "LEADERBOARD_REREAD_SECONDS": _int(env, "LEADERBOARD_REREAD_SECONDS", 10),
         # Rendered certificate PDFs, one folder per period.
         "CERTIFICATES_DIR": env.get("CERTIFICATES_DIR") or str(instance / "certificates"),
         # Rendered period report PDFs, one folder per period (rendered again when stale).

@@ -45,6 +45,8 @@ def app(tmp_path_factory):
             "CERTIFICATES_DIR": str(tmp_path_factory.mktemp("certificates")),
             # Every test scores its own data: no provisional board kept between requests.
             "LEADERBOARD_LIVE_SECONDS": 0,
+            # Nor names, teams, who may appear or settings (tests/test_leaderboards.py keeps them).
+            "LEADERBOARD_REREAD_SECONDS": 0,
             "REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
         }
     )

@@ -155,3 +155,20 @@ def test_unknown_language_is_refused(app, make_user):
     response = post(client, "/account/language", {"locale": "fr"})
     assert response.status_code == 400
     assert "退出登录" in client.get("/").get_data(as_text=True)
+
+
+def test_template_translations_follow_the_locale_and_escape_their_values(app):
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    source = (
+        '{{ _("Hello, %(name)s", name="<b>") }}|'
+        '{{ ngettext("%(num)s team", "%(num)s teams", 2) }}|{{ _("Log out") }}'
+    )
+    with app.test_request_context("/"):
+        chinese = render_template_string(source)
+        with force_locale("en"):
+            english = render_template_string(source)
+        again = render_template_string(source)
+    assert english == "Hello, &lt;b&gt;|2 teams|Log out"
+    assert chinese == again and "&lt;b&gt;" in chinese and "Log out" not in chinese

@@ -23,7 +23,7 @@ from portal.periods import services as periods
 from portal.periods.models import PeriodRow
 from portal.scoring.services import save_plan
 from portal.system.settings import set_setting
-from tests.conftest import count_queries, login
+from tests.conftest import count_queries, login, post
 from tests.test_i18n import _english_phrases
 from tests.test_plans import SUPPLIED_PLAN
 
@@ -527,6 +527,77 @@ def test_the_boards_have_no_english_left(app, world):
         html = client.get(f"/leaderboards?{query}").get_data(True)
         assert _english_phrases(html) == [], query
     assert "排行榜" in client.get("/").get_data(True) and "荣誉墙" in client.get("/").get_data(True)
+
+
+@pytest.fixture
+def kept(app, monkeypatch):
+    """Names, teams, who may appear and settings kept for an hour, as a process would (none
+    kept from another test's database)."""
+    from portal.system import settings
+
+    for cache in (services._reread, settings._recent):
+        cache.clear()
+    monkeypatch.setitem(app.config, "LEADERBOARD_REREAD_SECONDS", 3600)
+    yield
+    for cache in (services._reread, settings._recent):
+        cache.clear()
+
+
+def test_names_and_who_may_appear_are_read_again_after_a_while_settings_changed_here_at_once(
+    app, world, kept, monkeypatch
+):
+    people, *_ = world
+    set_humane(app, False)
+    _close(app, NOV, NOV_CLOSED)
+    client = _client(app, "admin")
+    url = f"/leaderboards?period={NOV}"
+    html = client.get(url).get_data(True)
+    assert "坐席12" in html and _rows(html)[:2] == _ids(people, "A12", "A11")
+    with app.app_context():
+        db.session.get(User, people["A12"].id).name = "王小明"
+        db.session.get(User, people["A11"].id).active = False
+        db.session.commit()
+    html = client.get(url).get_data(True)
+    assert "坐席12" in html and _rows(html)[:2] == _ids(people, "A12", "A11")  # as kept
+    set_humane(app, True, top_n=3)  # changed by this process: at once
+    assert _rows(client.get(url).get_data(True)) == _ids(people, "A12", "A11", "A10")
+    monkeypatch.setitem(app.config, "LEADERBOARD_REREAD_SECONDS", 0)  # the time has passed
+    html = client.get(url).get_data(True)
+    assert "王小明" in html and _rows(html) == _ids(people, "A12", "A10", "A09")
+
+
+def test_a_board_kept_for_leads_is_not_shown_to_agents_before_the_publication(app, world, kept):
+    people, *_ = world
+    _close(app, NOV, NOV_CLOSED)
+    url = f"/leaderboards?period={NOV}"
+    lead = _client(app, "L").get(url).get_data(True)
+    assert 'id="leaderboards-final"' in lead and len(_rows(lead)) == 10
+    agent = _client(app, "A03")
+    html = agent.get(url).get_data(True)
+    assert 'id="leaderboards-awaiting"' in html and _rows(html) == []
+    assert _rows(agent.get(url + "&board=teams").get_data(True)) == []
+    _publish(app, NOV)
+    html = agent.get(url).get_data(True)  # the publication shows at once
+    assert 'id="leaderboards-final"' in html and "你在 12 人中排第 10 名" in html
+
+
+def test_kept_filters_and_rows_follow_the_language_and_the_viewer(app, world):
+    people, *_ = world
+    set_humane(app, False)
+    client = _client(app, "A03")
+    url = f"/leaderboards?period={NOV}&board=metric&metric=knowledge_contrib"
+    chinese = client.get(url).get_data(True)
+    assert "比较范围" in chinese and "本期积分" in chinese and "知识库贡献" in chinese
+    post(client, "/account/language", {"locale": "en"})
+    english = client.get(url).get_data(True)
+    assert "Compare" in english and "Points this period" in english and "比较范围" not in english
+    assert "Knowledge contributions" in english and _rows(english) == _rows(chinese)
+    partial = client.get(url, headers={"HX-Request": "true"}).get_data(True)
+    assert "Compare" in partial and "<html" not in partial
+    own = 'id="leaderboards-row-{}" aria-current="true"'
+    assert own.format(people["A03"].id) in english
+    other = _client(app, "A04").get(url).get_data(True)  # the same rows, another viewer
+    assert own.format(people["A04"].id) in other and own.format(people["A03"].id) not in other
 
 
 # --- the awards wall ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_data
     """The interactions table is rebuilt on SQLite (batch mode): the surveys and evaluations
     that point at it must survive, repeats move to their own table, and going back restores
     the times as they were."""
-    assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
+    assert _flask(empty_database, "db", "upgrade", "5b1e0c7d9a3f").returncode == 0
     engine = create_engine(empty_database)
     now = "2026-11-03 01:00:00"
     with engine.begin() as conn:
@@ -119,7 +119,7 @@ def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_data
         assert conn.execute(text("SELECT interaction_id FROM interaction_repeats")).all() == [(1,)]
         assert "offered_at" not in {c["name"] for c in inspect(conn).get_columns("interactions")}
     engine.dispose()
-    assert _flask(empty_database, "db", "downgrade", "ca7abc2afbba").returncode == 0
+    assert _flask(empty_database, "db", "downgrade", "5b1e0c7d9a3f").returncode == 0
     with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT source_id, has_repeat, answered_at FROM interactions ORDER BY id")
@@ -127,4 +127,44 @@ def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_data
         assert [(s, bool(r)) for s, r, _ in rows] == [("i1", True), ("i2", False)]
         assert str(rows[0][2]).startswith("2026-11-03 01:00:00.25")
         assert conn.execute(text("SELECT count(*) FROM surveys")).scalar() == 1
+
+
+FROZEN_RESULTS = [
+    "INSERT INTO users (id, agent_no, name, active, must_change_password, created_at, updated_at)"
+    " VALUES (1, '10001', '坐席', TRUE, FALSE, '2026-11-01', '2026-11-01')",
+    "INSERT INTO positions (id, name, description, created_at)"
+    " VALUES (1, '电话客服', '', '2026-11-01')",
+    "INSERT INTO plans (id, position_id, period_kind, created_at)"
+    " VALUES (1, 1, 'monthly', '2026-11-01')",
+    "INSERT INTO plan_versions (id, plan_id, number, document, created_at, note)"
+    " VALUES (1, 1, 1, '{}', '2026-11-01', '')",
+    "INSERT INTO periods (id, key, kind, first_day, last_day, close_at, results_version,"
+    " revision_pending, created_at) VALUES (1, '2026-10', 'monthly', '2026-10-01', '2026-10-31',"
+    " '2026-11-03', 1, FALSE, '2026-11-01')",
+    "INSERT INTO results_versions (id, period_id, number, created_at, reason)"
+    " VALUES (1, 1, 1, '2026-11-03', '')",
+    "INSERT INTO result_rows (version_id, agent_id, plan_version_id, cohort, bonus, deductions,"
+    ' "offset", gate_open, eligible, lines)'
+    " VALUES (1, 1, 1, '电话客服/regular', 0, 0, 0, TRUE, TRUE, '[]')",
+]
+
+
+def test_the_results_version_token_keeps_the_frozen_results(empty_database):
+    """Adding the token must not rebuild results_versions: on SQLite, dropping the old table
+    would delete every result row through ON DELETE CASCADE."""
+    assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
+    engine = create_engine(empty_database)
+    with engine.begin() as conn:
+        for statement in FROZEN_RESULTS:
+            conn.execute(text(statement))
+    up = _flask(empty_database, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM result_rows")).scalar() == 1
+        token = conn.execute(text("SELECT token FROM results_versions")).scalar()
+    assert len(token) == 16
+    down = _flask(empty_database, "db", "downgrade", "ca7abc2afbba")
+    assert down.returncode == 0, down.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM result_rows")).scalar() == 1
     engine.dispose()

@@ -163,3 +163,56 @@ def test_the_token_in_the_page_header_works_for_htmx_posts(app, make_user):
     )
     assert response.headers.get("HX-Redirect") == "/"
     assert "Log out" in client.get("/").get_data(as_text=True)
+
+
+def test_a_logged_in_request_reads_session_user_roles_and_bell_in_one_query(app, make_user):
+    from sqlalchemy import event
+
+    make_user({Role.AGENT, Role.TEAM_LEAD}, agent_no="10001")
+    client = app.test_client()
+    login(client, "10001")
+    selects = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        bell = client.get("/notifications/bell", headers=HX)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert bell.status_code == 200
+    assert len(selects) == 1
+
+
+def test_a_role_taken_away_counts_at_the_next_request(app, make_user):
+    make_user({Role.ADMIN}, agent_no="admin")
+    other = make_user({Role.AGENT, Role.ADMIN}, agent_no="10001")
+    admin, user = app.test_client(), app.test_client()
+    login(admin, "admin")
+    login(user, "10001")
+    assert user.get("/users").status_code == 200
+    with app.app_context():
+        from portal.accounts.models import User
+
+        db.session.get(User, other.id).set_roles({Role.AGENT})
+        db.session.commit()
+    assert user.get("/users").status_code == 403
+    assert 'href="/users"' not in user.get("/").get_data(as_text=True)
+
+
+def test_a_pages_csrf_token_works_only_with_its_own_session(app, make_user):
+    make_user({Role.AGENT}, agent_no="10001")
+    mine, other = app.test_client(), app.test_client()
+    login(mine, "10001")
+    login(other, "10001")
+    token = csrf_token(mine)
+    assert csrf_token(mine) == token  # the same session's pages carry the same token
+    headers = {**HX, "X-CSRFToken": token}
+    refused = other.post("/account/language", data={"locale": "en"}, headers=headers)
+    assert refused.status_code == 400
+    answer = mine.post("/account/language", data={"locale": "en"}, headers=headers)
+    assert answer.headers.get("HX-Redirect") == "/"

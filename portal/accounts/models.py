@@ -116,12 +116,22 @@ class User(UserMixin, db.Model):
 
     # Set by the user loader: the login session this request belongs to (see security.py).
     session_token = None
+    # Set by the user loader too: the roles read with the session, so that the many role
+    # checks of a page neither load role_rows nor rebuild the set.
+    _loaded_roles = None  # frozenset[Role] once set
 
     @property
     def roles(self) -> frozenset[Role]:
+        if self._loaded_roles is not None:
+            return self._loaded_roles
         return frozenset(Role(r.role) for r in self.role_rows)
 
+    def set_loaded_roles(self, roles) -> None:
+        """Take the roles as read alongside the user (the session loader's single query)."""
+        self._loaded_roles = frozenset(Role(r) for r in roles)
+
     def set_roles(self, roles) -> None:
+        self._loaded_roles = None
         wanted = {Role(r) for r in roles}
         self.role_rows = [r for r in self.role_rows if Role(r.role) in wanted]
         have = {Role(r.role) for r in self.role_rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -11,9 +12,10 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import lazyload
 
-from portal.accounts.models import LoginFailure, User, UserSession
+from portal.accounts.models import LoginFailure, User, UserRole, UserSession
 from portal.extensions import db
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
@@ -117,21 +119,48 @@ def start_session(
     return token
 
 
-def load_session_user(token: str, now: datetime) -> User | None:
-    """The active user of a live session token, or None if it is unknown, expired or revoked."""
-    row = db.session.execute(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
+def session_user_query(**also) -> Select:
+    """The statement that finds the active user of a live session token, run by every
+    logged-in request: the token's hash and the time are bound when it runs (`token_hash`,
+    `now`), the roles come as one column rather than a second query, and `also` names further
+    columns (correlated with User) that a caller wants read with it."""
+    roles = (
+        select(func.aggregate_strings(UserRole.role, ","))
+        .where(UserRole.user_id == User.id)
+        .scalar_subquery()
+    )
+    return (
+        select(User, roles.label("roles"), *(column.label(name) for name, column in also.items()))
+        .join(UserSession, UserSession.user_id == User.id)
         .where(
-            UserSession.token_hash == _token_hash(token),
+            UserSession.token_hash == bindparam("token_hash"),
             UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
+            UserSession.expires_at > bindparam("now"),
             User.active.is_(True),
         )
+        .options(lazyload(User.role_rows))
+    )
+
+
+@functools.cache
+def _session_user_query() -> Select:
+    return session_user_query()
+
+
+def load_session_user(token: str, now: datetime, query: Select | None = None) -> User | None:
+    """The active user of a live session token, or None if it is unknown, expired or revoked.
+    `query` (a `session_user_query`, built once by the caller) may read more columns: each is
+    set on the user under its name."""
+    row = db.session.execute(
+        query if query is not None else _session_user_query(),
+        {"token_hash": _token_hash(token), "now": now},
     ).first()
     if row is None:
         return None
-    user = row.User
+    user, roles, *also = row
+    user.set_loaded_roles(roles.split(",") if roles else ())
+    for name, value in zip(row._fields[2:], also, strict=True):
+        setattr(user, name, value)
     user.session_token = token
     return user
 

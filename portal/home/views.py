@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
-from portal.accounts.models import Role, Team, User
+from portal.accounts.models import Position, Role, Team, User, team_leads
 from portal.audit.models import AuditEntry
 from portal.extensions import db
 from portal.jobs import heartbeat_age
@@ -35,12 +35,34 @@ def _admin_overview() -> dict:
     }
 
 
+def _profile(user: User) -> dict:
+    """The names the profile card shows, read as plain columns (the logged-in user is loaded
+    already; walking its relationships would run a query for each, and load the leads'
+    roles)."""
+    team, position = db.session.execute(
+        select(Team.name, Position.name)
+        .select_from(User)
+        .outerjoin(Team, Team.id == User.team_id)
+        .outerjoin(Position, Position.id == User.position_id)
+        .where(User.id == user.id)
+    ).one()
+    leads = (
+        db.session.scalars(
+            select(User.name)
+            .join(team_leads, team_leads.c.user_id == User.id)
+            .where(team_leads.c.team_id == user.team_id)
+            .order_by(User.agent_no)
+        ).all()
+        if user.team_id is not None
+        else []
+    )
+    return {"team": team, "position": position, "leads": leads}
+
+
 @bp.get("/")
 @require("portal.use")
 def index():
-    me = db.session.get(
-        User, current_user.id, options=[joinedload(User.team), joinedload(User.position)]
-    )
+    me = current_user
     led = []
     if current_user.has_role(Role.TEAM_LEAD):
         led = db.session.scalars(
@@ -50,4 +72,4 @@ def index():
             .order_by(Team.name)
         ).all()
     admin = _admin_overview() if current_user.has_role(Role.ADMIN) else None
-    return render("home/index.html", me=me, led_teams=led, admin=admin)
+    return render("home/index.html", me=me, profile=_profile(me), led_teams=led, admin=admin)

@@ -2,7 +2,8 @@
 the period is open (provisional) and from its frozen snapshot once closed.
 
 A page loads the period's results once (`period_results`) and builds the board asked for from
-them in memory (`board`); names are looked up for the lines shown only. Every board costs the
+them in memory (`board`). Names, teams and who may appear (`people`) and the plans' period
+kinds are read at most LEADERBOARD_REREAD_SECONDS ago by each process. Every board costs the
 same few queries whatever its length. Only active people holding the agent role appear on a
 board; ranks are standard competition ranks (1, 2, 2, 4) among the people the board shows, on
 the value as shown.
@@ -11,19 +12,18 @@ the value as shown.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, not_, select
+from sqlalchemy import Row, and_, bindparam, exists, func, select
 from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Position, Role, Team, User, UserRole
 from portal.awards.models import Award
+from portal.cache import Memo, Timed
 from portal.db import utcnow
 from portal.extensions import db
 from portal.ledger.models import PointsEntry
@@ -43,25 +43,6 @@ POINTS_BOARDS = ("points", "points_all")
 BOARDS = RESULT_BOARDS + POINTS_BOARDS
 NEIGHBOURS = 2  # humane mode: people shown above and below the viewer
 PER_PAGE = 50
-
-
-class _Memo:
-    """A small thread-safe LRU map for what a process keeps between requests."""
-
-    def __init__(self, size: int):
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key, build: Callable[[], object]):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()  # outside the lock: two threads may build the same value, harmlessly
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
 
 
 # --- a period's results -----------------------------------------------------------------------
@@ -92,6 +73,7 @@ class Results:
     standings: Sequence[Standing] = ()
     key: tuple | None = None
     computed_at: datetime | None = None  # provisional results: when they were scored
+    _index: dict[int, Standing] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def provisional(self) -> bool:
@@ -102,21 +84,81 @@ class Results:
         return self.kind == "awaiting"
 
     def of(self, agent_id: int) -> Standing | None:
-        return next((s for s in self.standings if s.agent_id == agent_id), None)
+        if self._index is None:  # results are kept between requests: index them once
+            self._index = {s.agent_id: s for s in self.standings}
+        return self._index.get(agent_id)
+
+
+def reread_seconds() -> int:
+    """LEADERBOARD_REREAD_SECONDS: how old names, teams and settings may be on a board."""
+    return current_app.config["LEADERBOARD_REREAD_SECONDS"]
+
+
+_reread = Timed()
 
 
 def plan_kinds() -> list[str]:
     """The period kinds the plans run on, monthly first."""
-    found = set(db.session.scalars(select(Plan.period_kind).distinct()))
-    return [kind for kind in KINDS if kind in found]
+
+    def read() -> list[str]:
+        found = set(db.session.scalars(select(Plan.period_kind).distinct()))
+        return [kind for kind in KINDS if kind in found]
+
+    return _reread.get(("kinds", db.engine.url), reread_seconds(), read)
 
 
-def period_row(key: str) -> PeriodRow | None:
-    return db.session.scalar(select(PeriodRow).where(PeriodRow.key == key))
+@dataclass(frozen=True)
+class People:
+    """What boards show of people and teams: everyone's name and employee number, who is left
+    out (inactive, or without the agent role) and the teams' names."""
+
+    names: dict[int, tuple[str, str]]
+    left_out: frozenset[int]
+    teams: dict[int, str]
 
 
-def team_names() -> dict[int, str]:
-    return dict(db.session.execute(select(Team.id, Team.name)).all())
+def people() -> People:
+    """People and teams as read at most LEADERBOARD_REREAD_SECONDS ago by this process."""
+
+    def read() -> People:
+        found = db.session.execute(
+            select(User.id, User.name, User.agent_no, _is_agent().label("agent"))
+        ).all()
+        return People(
+            names={r.id: (r.name, r.agent_no) for r in found},
+            left_out=frozenset(r.id for r in found if not r.agent),
+            teams=dict(db.session.execute(select(Team.id, Team.name)).all()),
+        )
+
+    return _reread.get(("people", db.engine.url), reread_seconds(), read)
+
+
+# The period's state and its results versions, in one query at every request: whether it is
+# closed and which version a viewer sees must always be current. Plain columns, not a PeriodRow
+# (a page needs three of its twenty-two), read through the session's connection.
+_PERIOD_STATE = (
+    select(
+        PeriodRow.closed_at,
+        PeriodRow.results_version,
+        PeriodRow.published_version,
+        ResultsVersion.number,
+        ResultsVersion.id,
+        ResultsVersion.token,
+    )
+    .outerjoin(ResultsVersion, ResultsVersion.period_id == PeriodRow.id)
+    .where(PeriodRow.key == bindparam("key"))
+)
+
+
+def period_state(key: str) -> tuple[Row | None, dict[int, tuple[int, str]]]:
+    """The period's closed_at, results_version and published_version (None when it has no
+    row yet), as `periods.services.visible_results` reads them, and its results versions:
+    number → the version's id and token, which name its rows for what a process keeps."""
+    found = db.session.connection().execute(_PERIOD_STATE, {"key": key}).all()
+    if not found:
+        return None, {}
+    versions = {r.number: (r.id, r.token) for r in found if r.number is not None}
+    return found[0], versions
 
 
 def live_standings(period: Period) -> list[Standing]:
@@ -145,21 +187,23 @@ def live_standings(period: Period) -> list[Standing]:
 # too long for a page many people open at once; a process keeps a provisional board's results
 # for LEADERBOARD_LIVE_SECONDS (0: score at every request) and the board says when it was
 # scored. Agents' own dashboards are always scored afresh.
-_live = _Memo(8)
+_live = Memo(8)
 
 
 def live_results(period: Period) -> Results:
-    """The period's provisional results, scored at most LEADERBOARD_LIVE_SECONDS ago."""
+    """The period's provisional results, scored at most LEADERBOARD_LIVE_SECONDS ago (kept
+    with the boards built from them for as long)."""
     seconds = current_app.config["LEADERBOARD_LIVE_SECONDS"]
     now = utcnow()
     if not seconds:
         return Results(period, "provisional", None, live_standings(period), computed_at=now)
-    bucket = int(now.timestamp() // seconds)
-    standings, at = _live.get(
-        (period.key, bucket, db.engine.url.render_as_string()),
-        lambda: (tuple(live_standings(period)), now),
+    key = ("live", period.key, int(now.timestamp() // seconds), db.engine.url)
+    return _live.get(
+        key,
+        lambda: Results(
+            period, "provisional", None, tuple(live_standings(period)), key, computed_at=now
+        ),
     )
-    return Results(period, "provisional", None, standings, computed_at=at)
 
 
 def _is_agent():
@@ -171,13 +215,14 @@ def _is_agent():
 
 
 # A results version never changes once written, so a process reads each one from the
-# database once and keeps it, with the boards built from it. The key holds sums of the
-# version's agents and finals besides its id, so a database emptied or restored under a
-# running process (the tests empty theirs after every test) cannot serve another one's rows. Who is
-# left out (inactive, no agent role) and everyone's name are read at every request. (Rows
-# frozen before the team was recorded count for the agent's team when first read.)
-_snapshots = _Memo(16)
-_boards = _Memo(256)
+# database once and keeps it, with the boards built from it. It is named by its id and random
+# token, so a database emptied or restored under a running process (the tests empty theirs
+# after every test) cannot serve another one's rows. Who is left out (inactive, no agent role)
+# and everyone's name come from `people`. (Rows frozen before the team was recorded count for
+# the agent's team when first read.)
+_snapshots = Memo(16)
+_frozen = Memo(64)
+_boards = Memo(256)
 
 
 def _load_snapshot(version_id: int) -> tuple[tuple[Standing, ...], frozenset[int]]:
@@ -217,44 +262,35 @@ def _load_snapshot(version_id: int) -> tuple[tuple[Standing, ...], frozenset[int
     return standings, frozenset(s.agent_id for s in standings)
 
 
-def frozen_results(period: Period, row: PeriodRow, number: int) -> Results:
-    """Results version `number` of a closed period, without the people who are no longer
-    active agents."""
-    version = db.session.execute(
-        select(
-            ResultsVersion.id,
-            func.count(ResultRow.id),
-            func.sum(ResultRow.agent_id),
-            func.sum(ResultRow.final),
-            func.sum(ResultRow.final * ResultRow.agent_id),
-        )
-        .outerjoin(ResultRow, ResultRow.version_id == ResultsVersion.id)
-        .where(ResultsVersion.period_id == row.id, ResultsVersion.number == number)
-        .group_by(ResultsVersion.id)
-    ).first()
+def frozen_results(
+    period: Period, number: int, version: tuple[int, str] | None, left_out: frozenset[int]
+) -> Results:
+    """Results version `number` (`version`: its id and token) of a closed period, without the
+    people `left_out` (no longer active agents)."""
     if version is None:
         return Results(period, "final", number)
-    snapshot_key = (*version[:3], *(round(float(v or 0), 4) for v in version[3:]))
-    snapshot, agent_ids = _snapshots.get(snapshot_key, lambda: _load_snapshot(version[0]))
-    left_out = frozenset(
-        user_id
-        for user_id in db.session.scalars(select(User.id).where(not_(_is_agent())))
-        if user_id in agent_ids
-    )
-    standings = [s for s in snapshot if s.agent_id not in left_out] if left_out else snapshot
-    return Results(period, "final", number, standings, (snapshot_key, left_out))
+    snapshot, agent_ids = _snapshots.get(version, lambda: _load_snapshot(version[0]))
+    gone = left_out & agent_ids
+    key = (version, gone)
+
+    def build() -> Results:
+        standings = [s for s in snapshot if s.agent_id not in gone] if gone else snapshot
+        return Results(period, "final", number, standings, key)
+
+    return _frozen.get(key, build)
 
 
-def period_results(period: Period, row: PeriodRow | None, viewer: User) -> Results:
+def period_results(period: Period, viewer: User, found: People) -> Results:
     """The period's results as `viewer` may see them (periods.services.visible_results):
     computed live until it is closed, then the snapshot version they are shown, or nothing
     while an agent waits for the publication."""
+    row, versions = period_state(period.key)
     visible = visible_results(row, viewer)
     if visible.kind == "provisional" or row is None:
         return live_results(period)
     if visible.kind == "awaiting":
         return Results(period, "awaiting")
-    return frozen_results(period, row, visible.version)
+    return frozen_results(period, visible.version, versions.get(visible.version), found.left_out)
 
 
 # --- boards ---------------------------------------------------------------------------------
@@ -444,30 +480,20 @@ def board(
     return _boards.get((results.key, code, group, metric, before.key if before else None), build)
 
 
-def describe(entries: Iterable[Entry | None], teams: dict[int, str], agents: bool) -> list:
-    """The lines shown, with names: agents' names and employee numbers (read now, for these
-    lines only) and team names. None (a gap in humane mode) stays None."""
-    entries = list(entries)
-    people = {}
-    keys = [e.key for e in entries if e is not None]
-    if agents and keys:
-        people = {
-            user_id: (name, agent_no)
-            for user_id, name, agent_no in db.session.execute(
-                select(User.id, User.name, User.agent_no).where(User.id.in_(keys))
-            )
-        }
+def describe(entries: Iterable[Entry | None], found: People, agents: bool) -> list:
+    """The lines shown, with names: agents' names and employee numbers and team names. None
+    (a gap in humane mode) stays None."""
     described = []
     for e in entries:
         if e is None:
             described.append(None)
         elif agents:
-            name, agent_no = people.get(e.key, ("", ""))
+            name, agent_no = found.names.get(e.key, ("", ""))
             described.append(
-                replace(e, name=name, agent_no=agent_no, team=teams.get(e.team_id, ""))
+                replace(e, name=name, agent_no=agent_no, team=found.teams.get(e.team_id, ""))
             )
         else:
-            described.append(replace(e, name=teams.get(e.team_id, e.name)))
+            described.append(replace(e, name=found.teams.get(e.team_id, e.name)))
     return described
 
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 from itertools import groupby
 
 from flask import Blueprint, abort, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.awards.services import award_name as name_of_award
 from portal.awards.services import can_download, citation
@@ -17,9 +20,10 @@ from portal.metrics.labels import PERIOD_KIND_NAMES, format_metric, metric_name
 from portal.metrics.periods import PeriodKeyError, parse_period, period_of, recent_periods
 from portal.periods.services import previous_closed
 from portal.scoring.services import today
-from portal.system.settings import get_settings
+from portal.system.settings import recent_settings
 from portal.web.auth import require
 from portal.web.filters import cohort_label
+from portal.web.fragments import kept
 from portal.web.htmx import render
 
 bp = Blueprint("leaderboards", __name__)
@@ -56,18 +60,16 @@ def _options(choices: list[services.Group]) -> list[tuple[str, list[tuple[str, s
     return options
 
 
-def _result_board(code: str, period, args) -> dict:
+def _result_board(code: str, period, args, people: services.People) -> dict:
     """A board built from the period's results (live or frozen) as the viewer may see them."""
-    row = services.period_row(period.key)
-    results = services.period_results(period, row, current_user)
-    context = {"results": results, "entries": [], "previous": None, "choices": [], "teams": {}}
+    results = services.period_results(period, current_user, people)
+    context = {"results": results, "entries": [], "previous": None, "choices": []}
     if results.awaiting:
         return context
-    context["teams"] = services.team_names()
     if code == "teams":
         context["entries"] = services.board(results, code)
         return context
-    context["choices"] = services.groups(results, context["teams"])
+    context["choices"] = services.groups(results, people.teams)
     group = args.get("group", "")
     if group not in {choice.key for choice in context["choices"]}:
         group = services.default_group(results, current_user)
@@ -82,7 +84,7 @@ def _result_board(code: str, period, args) -> dict:
     elif code == "improved":
         before_row = previous_closed(period)
         if before_row is not None:
-            before = services.period_results(parse_period(before_row.key), before_row, current_user)
+            before = services.period_results(parse_period(before_row.key), current_user, people)
             context["previous"] = before
             if not before.awaiting:
                 context["entries"] = services.board(results, code, group, before=before)
@@ -100,7 +102,6 @@ def _points_board(code: str, period, args) -> dict:
     return {
         "results": None,
         "previous": None,
-        "teams": {},
         "entries": services.points_board(holders, group),
         "choices": choices,
         "group": group,
@@ -126,11 +127,14 @@ def board():
     code = args.get("board") or "final"
     if code not in services.BOARDS:
         abort(404)
+    people = services.people()
     if code in services.RESULT_BOARDS:
-        context = _result_board(code, period, args)
+        context = _result_board(code, period, args, people)
     else:
         context = _points_board(code, period, args)
-    settings = get_settings("leaderboard_humane", "leaderboard_top_n")
+    settings = recent_settings(
+        "leaderboard_humane", "leaderboard_top_n", seconds=services.reread_seconds()
+    )
     shown = services.shown(
         context["entries"],
         current_user.team_id if code == "teams" else current_user.id,
@@ -141,35 +145,73 @@ def board():
     )
     if code in services.RESULT_BOARDS:
         agents = code in services.AGENT_BOARDS
-        described = services.describe([*shown.rows, shown.mine], context["teams"], agents)
+        described = services.describe([*shown.rows, shown.mine], people, agents)
         shown.rows, shown.mine = described[:-1], described[-1]
-    periods = recent_periods(now, tuple(kinds)) if kinds else []
+    periods = list(_recent_periods(now, tuple(kinds)))
     if period not in periods:
         periods.insert(0, period)
     results = context.get("results")
+    locale, root = get_locale(), request.script_root
+    chosen = {
+        "period": period.key,
+        "board": code,
+        "group": context.get("group", ""),
+        "metric": context.get("metric", ""),
+    }
+    metrics = tuple(context.get("metrics", ()))
+    filters = kept(
+        "leaderboards/_filters.html",
+        (locale, root, tuple(periods), code, tuple(context["choices"]), *chosen.values(), metrics),
+        lambda: {
+            "period": period,
+            "periods": periods,
+            "kinds": _kind_names(),
+            "code": code,
+            "board_names": BOARD_NAMES,
+            "options": _options(context["choices"]),
+            "args": chosen,
+            "metrics": metrics,
+            "metric": chosen["metric"],
+            "metric_name": metric_name,
+        },
+    )
+    mine = shown.mine.key if shown.mine is not None else None
+
+    def row(entry: services.Entry) -> Markup:
+        me = entry.key == mine
+        return kept(
+            "leaderboards/_row.html",
+            (locale, code, chosen["metric"], entry, me),
+            lambda: {
+                "entry": entry,
+                "me": me,
+                "code": code,
+                "metric": chosen["metric"],
+                "format_metric": format_metric,
+            },
+        )
+
     return render(
         "leaderboards/board.html",
         "board",
         period=period,
-        periods=periods,
-        kinds=_kind_names(),
         code=code,
-        board_names=BOARD_NAMES,
         shown=shown,
         humane=settings["leaderboard_humane"],
         top_n=settings["leaderboard_top_n"],
         own=results.of(current_user.id) if results is not None else None,
-        args={
-            "period": period.key,
-            "board": code,
-            "group": context.get("group", ""),
-            "metric": context.get("metric", ""),
-        },
-        options=_options(context["choices"]),
+        args=chosen,
+        filters=filters,
+        row=row,
         metric_name=metric_name,
-        format_metric=format_metric,
         **context,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _recent_periods(now, kinds: tuple[str, ...]) -> tuple:
+    """The periods to pick from (metrics.periods.recent_periods), worked out once a day."""
+    return tuple(recent_periods(now, kinds)) if kinds else ()
 
 
 @bp.get("/awards/wall")

@@ -125,6 +125,16 @@ def unread_count(user: User) -> int:
     )
 
 
+def unread_column():
+    """The unread count as a column correlated with User, for the query that loads the
+    logged-in user (every page's bell shows it)."""
+    return (
+        select(func.count(Notification.id))
+        .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
+
+
 def mark_read(user: User, notification: Notification | None = None, now=None) -> int:
     """Mark one (or, with None, all) of `user`'s notifications read."""
     stmt = update(Notification).where(

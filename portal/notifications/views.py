@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, request, url_for
+from flask_babel import get_locale
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 
+from portal.db import SAFE_METHODS
 from portal.extensions import db
 from portal.notifications import services
 from portal.notifications.models import Notification
 from portal.web.auth import require
+from portal.web.fragments import kept
 from portal.web.htmx import redirect_to, render
 
 bp = Blueprint("notifications", __name__)
@@ -19,13 +23,28 @@ BELL_SECONDS = 30  # how often an open page asks for the unread count
 
 @bp.app_context_processor
 def bell_context() -> dict:
-    """Every page's bell starts with the current count (then polls for it)."""
+    """Every page's bell starts with the current count (then polls for it). A read-only request
+    shows the count read with its login session; one that may have changed notifications
+    counts again."""
     if not current_user.is_authenticated:
         return {}
+    count = getattr(current_user, "unread_notifications", None)
+    if count is None or request.method not in SAFE_METHODS:
+        count = services.unread_count(current_user)
     return {
-        "unread_notifications": services.unread_count(current_user),
+        "unread_notifications": count,
         "bell_seconds": BELL_SECONDS,
+        "bell": lambda: _bell(count),
     }
+
+
+def _bell(count: int) -> Markup:
+    """The bell as every page's header shows it: kept per process for each count."""
+    return kept(
+        "notifications/_bell.html",
+        (get_locale(), request.script_root, count),
+        lambda: {"unread_notifications": count, "bell_seconds": BELL_SECONDS},
+    )
 
 
 @bp.get("/notifications/bell")

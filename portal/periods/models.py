@@ -3,6 +3,7 @@ with data; their close time and, once the close has run, its outcome."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -75,6 +76,9 @@ class ResultsVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(String(500), default="")
+    # Random, written once: with the id it names this version's rows wherever they are kept
+    # (a process keeps what it has read), even in a database emptied and filled again.
+    token: Mapped[str] = mapped_column(String(16), default=lambda: secrets.token_hex(8))
 
 
 class ResultRow(db.Model):

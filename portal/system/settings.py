@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.audit.services import record
+from portal.cache import Timed
 from portal.db import utcnow
 from portal.extensions import db
 from portal.system.models import Setting
@@ -88,6 +89,15 @@ def get_settings(*keys: str) -> dict[str, object]:
     return {key: stored.get(key, DEFAULTS[key]) for key in keys}
 
 
+_recent = Timed()
+
+
+def recent_settings(*keys: str, seconds: float) -> dict[str, object]:
+    """`get_settings`, as this process read them at most `seconds` ago (a change made by this
+    process shows at once): for pages everyone opens all the time, such as the leaderboards."""
+    return _recent.get((db.engine.url, keys), seconds, lambda: get_settings(*keys))
+
+
 def set_setting(key: str, value: object, actor: User | None) -> object:
     """Check `value` (a form's text is accepted too), store it and audit the change; returns
     the value stored. Setting what is already in force changes nothing."""
@@ -104,6 +114,7 @@ def set_setting(key: str, value: object, actor: User | None) -> object:
     row.updated_at = utcnow()
     row.updated_by = actor.id if actor is not None else None
     db.session.flush()
+    _recent.clear()
     record(
         actor,
         "setting.change",

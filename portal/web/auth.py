@@ -52,6 +52,13 @@ def allowed(user, permission: str) -> bool:
     return bool(user.roles & POLICY[permission])
 
 
+def roles_allow(roles: frozenset[Role], permission: str) -> bool:
+    """Whether any of `roles` holds `permission`."""
+    if permission not in POLICY:
+        raise KeyError(f"unknown permission {permission!r}")
+    return bool(roles & POLICY[permission])
+
+
 def public(view: Callable) -> Callable:
     """Mark a view as open to anyone, logged in or not."""
     view.access = PUBLIC

@@ -10,11 +10,14 @@ from flask import Flask, current_app, has_request_context, request, session, url
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from htmx_flask import make_response as htmx_response
 
 from portal.accounts import security
+from portal.cache import Memo
 from portal.db import configure_sqlite, utcnow
 from portal.extensions import db, login_manager
+from portal.notifications.services import unread_column
 from portal.web import auth
 from portal.web.htmx import add_vary, is_partial, redirect_to
 
@@ -44,13 +47,32 @@ def _locale(code: str) -> Locale:
     return Locale.parse(code)
 
 
+_csrf_tokens = Memo(4096)
+
+
+def csrf_token() -> str:
+    """The CSRF token for this session's forms and htmx headers (Flask-WTF's), signed once per
+    process for each session: a token never expires while its session lives
+    (WTF_CSRF_TIME_LIMIT), so any signature of the session's secret is as good as a fresh one."""
+    raw = session.get("csrf_token")
+    if raw is None or current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return generate_csrf()
+    return _csrf_tokens.get((current_app.secret_key, raw), generate_csrf)
+
+
 def current_path() -> str:
     """This request's path with its query string, for `next=` links."""
     return request.full_path if request.query_string else request.path
 
 
+@functools.cache
+def _session_query():
+    """Session, user, roles and the bell's unread count: one query per request."""
+    return security.session_user_query(unread_notifications=unread_column())
+
+
 def _load_user(token: str):
-    return security.load_session_user(token, utcnow())
+    return security.load_session_user(token, utcnow(), _session_query())
 
 
 def _unauthorized():
@@ -115,4 +137,5 @@ def init_app(app: Flask) -> None:
             "allowed": lambda perm: auth.allowed(current_user, perm),
             "get_locale": get_locale,
             "current_path": current_path,
+            "csrf_token": csrf_token,  # in place of Flask-WTF's
         }
