@@ -222,6 +222,33 @@ def test_an_updated_record_replaces_the_old_one(app, runner, tmp_path, agents):
         assert db.session.scalar(select(Interaction.talk_s)) == 360
 
 
+def test_large_files_of_every_kind_are_written_in_several_batches(
+    app, runner, tmp_path, agents, monkeypatch
+):
+    """Interactions, then surveys and evaluations that look theirs up batch by batch."""
+    from portal.metrics import ingest
+
+    monkeypatch.setattr(ingest, "FAST_BATCH", 2)
+    monkeypatch.setattr(ingest, "COPY_BATCH", 2)
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    calls = "".join(GOOD.replace("g1", f"g{n}") for n in range(1, 8))
+    assert _run(runner, tmp_path, "interactions", HEADER + calls).exit_code == 0
+    surveys = "survey_id,interaction_id,csat,submitted_at\n" + "".join(
+        f"s{n},g{n},5,2026-11-03T12:00:00\n" for n in range(1, 8)
+    )
+    result = _run(runner, tmp_path, "surveys", surveys)
+    assert "inserted: 7  updated: 0" in result.output, result.output
+    qa = "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\n" + "".join(
+        f"e{n},g{n},QA1,90,2026-11-04T10:00:00,0\n" for n in range(1, 8)
+    )
+    result = _run(runner, tmp_path, "qa", qa)
+    assert "inserted: 7  updated: 0" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Survey.id))) == 7
+    again = _run(runner, tmp_path, "surveys", surveys)  # careful, batch by batch too
+    assert "inserted: 0  updated: 0  unchanged: 7" in again.output, again.output
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -284,6 +284,7 @@ def test_an_id_twice_in_a_file_is_caught_across_batches(app, runner, tmp_path, m
     from portal.metrics.models import ImportRecord
 
     monkeypatch.setattr(ingest, "FAST_BATCH", 2)
+    monkeypatch.setattr(ingest, "COPY_BATCH", 2)
     monkeypatch.setattr(ingest, "BATCH", 2)
     header = "interaction_id,offered_at,ended_at\n"
     body = "".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -189,12 +190,19 @@ def test_the_task_page_shows_progress_while_the_scheduler_works(app, admin, monk
 
     def report_and_look(task, rows, done):
         report(task, rows, done)
-        seen.append(
-            admin.get(queued.headers["Location"] + "?poll=1", headers={"HX-Request": "true"})
+        # The page polls from another process; a thread has its own app context, session
+        # and connection, as that process would.
+        look = threading.Thread(
+            target=lambda: seen.append(
+                admin.get(queued.headers["Location"] + "?poll=1", headers={"HX-Request": "true"})
+            )
         )
+        look.start()
+        look.join()
 
     monkeypatch.setattr(ingest, "BATCH", 1)
     monkeypatch.setattr(ingest, "FAST_BATCH", 1)
+    monkeypatch.setattr(ingest, "COPY_BATCH", 1)
     monkeypatch.setattr(uploads, "_report", report_and_look)
     _run_tasks(app)
     first = seen[0].get_data(as_text=True)

@@ -71,6 +71,9 @@ INTERACTION_COLUMNS = (
 )
 BATCH = 2000  # rows looked up and compared at a time
 FAST_BATCH = 10_000  # rows inserted at a time while every row is new
+# PostgreSQL: rows handed to the open COPY at a time. Small enough for the socket's buffer,
+# so the server stores one batch while this process parses the next instead of waiting.
+COPY_BATCH = 1000
 KEEP_REJECTIONS = 1000
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
 BLOCK = 1 << 20  # bytes read at a time
@@ -766,6 +769,8 @@ class Importer:
         self.touched = stats.Touched(record.id)
         self.writing = True  # until a rejection makes the import's outcome a refusal
         self._positions = {c: i for i, c in enumerate(kind.columns)}
+        self._copy = self._copying = None  # PostgreSQL: the fast attempt's open COPY
+        self._fill: tuple = ()
         # Every row a fast attempt writes is new, with an id above the largest stored now.
         self.after_id = 0
         if fast:
@@ -847,16 +852,56 @@ class Importer:
 
     def _insert(self, rows: list[tuple]) -> None:
         """Insert rows assumed new; a stored source id ends the fast attempt (run_import
-        rolls it back to its savepoint)."""
-        refused = db.session.get_bind().dialect.dbapi.IntegrityError
+        rolls it back to its savepoint). On PostgreSQL the interactions of the whole attempt go
+        into one COPY, which the server works through while this process parses the next rows;
+        nothing else may use the connection until finish()."""
+        table, refused = (
+            self.kind.model.__table__,
+            db.session.get_bind().dialect.dbapi.IntegrityError,
+        )
         try:
-            _insert_rows(
-                self.kind.model.__table__, self.kind.columns, rows, import_id=self.record.id
-            )
+            # Only interactions: surveys and evaluations look up their interactions between
+            # batches, which the connection cannot do while a COPY is open.
+            if (
+                self.kind.model is Interaction
+                and db.session.get_bind().dialect.name == "postgresql"
+            ):
+                if self._copy is None:
+                    names, self._fill = _driver_columns(table, self.kind.columns, self.record.id)
+                    cursor = db.session.connection().connection.driver_connection.cursor()
+                    # Binary: the values need no formatting here nor parsing in the server.
+                    self._copying = cursor.copy(
+                        f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+                    )
+                    self._copy = self._copying.__enter__()
+                    self._copy.set_types([_BINARY_TYPES[type(table.c[n].type)] for n in names])
+                write, fill = self._copy.write_row, self._fill
+                for row in rows:
+                    write(row + fill)
+            else:
+                _insert_rows(table, self.kind.columns, rows, import_id=self.record.id)
         except refused:
             raise _StoredAlready from None
         self.record.inserted += len(rows)
         self._track(rows)
+
+    def finish(self) -> None:
+        """End the attempt's COPY, if one is open: the database checks its rows now."""
+        if self._copy is None:
+            return
+        copying, self._copy = self._copying, None
+        try:
+            copying.__exit__(None, None, None)
+        except db.session.get_bind().dialect.dbapi.IntegrityError:
+            raise _StoredAlready from None
+
+    def abandon(self) -> None:
+        """Cancel an open COPY (the attempt is being given up; its transaction follows)."""
+        if self._copy is None:
+            return
+        copying, self._copy = self._copying, None
+        with contextlib.suppress(Exception):
+            copying.__exit__(RuntimeError, RuntimeError("import abandoned"), None)
 
     def _existing(self, rows: list[dict]) -> dict:
         """The stored rows of this batch's keys: plain rows, not ORM objects (fast, never
@@ -933,12 +978,19 @@ def _analyze(table) -> None:
         db.session.execute(text(f"ANALYZE {table.name}"))
 
 
-def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple], import_id=None) -> None:
-    """Insert one batch inside the import's transaction, through the driver: COPY on
-    PostgreSQL, one executemany on SQLite. SQLAlchemy's per-row statement building would take
-    longer than the database's own work at these volumes. `import_id` goes into every row."""
-    connection = db.session.connection()
-    # The driver does not fill in column defaults, so they are added here.
+# PostgreSQL's names of the column types a binary COPY of interactions writes.
+_BINARY_TYPES = {
+    db.String: "varchar",
+    db.Integer: "int4",
+    db.Date: "date",
+    db.Float: "float8",
+    db.Boolean: "bool",
+}
+
+
+def _driver_columns(table, columns: tuple[str, ...], import_id=None) -> tuple[list, tuple]:
+    """The columns a driver-level insert names: `columns`, then those with a default the
+    driver would not fill in, and the import id; with the values of the latter."""
     defaults = {
         c.name: c.default.arg
         for c in table.columns
@@ -946,8 +998,15 @@ def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple], import_id=N
     }
     if import_id is not None:
         defaults["import_id"] = int(import_id)
-    names = [*columns, *defaults]
-    fill = tuple(defaults.values())
+    return [*columns, *defaults], tuple(defaults.values())
+
+
+def _insert_rows(table, columns: tuple[str, ...], rows: list[tuple], import_id=None) -> None:
+    """Insert one batch inside the import's transaction, through the driver: COPY on
+    PostgreSQL, one executemany on SQLite. SQLAlchemy's per-row statement building would take
+    longer than the database's own work at these volumes. `import_id` goes into every row."""
+    connection = db.session.connection()
+    names, fill = _driver_columns(table, columns, import_id)
     cursor = connection.connection.driver_connection.cursor()
     if connection.dialect.name == "postgresql":
         with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
@@ -1065,7 +1124,10 @@ def _attempt(
     db.session.flush()
     importer = Importer(kind, record, fast=fast)
     sample: list[dict] = []
-    batch_size = FAST_BATCH if fast else BATCH
+    batch_size = BATCH
+    if fast:
+        postgresql = db.session.get_bind().dialect.name == "postgresql"
+        batch_size = COPY_BATCH if postgresql and kind.model is Interaction else FAST_BATCH
     parsed = Parsed([], iter(()), lambda: "")
     collecting = gc.get_threshold()
     # The cycle collector would walk the millions of rows this makes, in vain: it runs a
@@ -1093,11 +1155,14 @@ def _attempt(
                 progress(rows_read, bytes_read)
         if record.rows_read == 0:
             raise FileProblem(_l("The file has a header row but no data rows."))
+        importer.finish()
     except FileProblem as exc:
+        importer.abandon()
         if dry_run:
             return _preview(record, importer, kind, parsed.columns, sample, str(exc.message))
         return _finish_refused(record, importer, str(exc.message))
     finally:
+        importer.abandon()
         gc.set_threshold(*collecting)
         parsed.close()
     if dry_run:
