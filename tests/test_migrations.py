@@ -83,7 +83,7 @@ def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_data
     """The interactions table is rebuilt on SQLite (batch mode): the surveys and evaluations
     that point at it must survive, repeats move to their own table, and going back restores
     the times as they were."""
-    assert _flask(empty_database, "db", "upgrade", "5b1e0c7d9a3f").returncode == 0
+    assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
     engine = create_engine(empty_database)
     now = "2026-11-03 01:00:00"
     with engine.begin() as conn:
@@ -119,7 +119,7 @@ def test_narrowing_interactions_keeps_their_ratings_times_and_repeats(empty_data
         assert conn.execute(text("SELECT interaction_id FROM interaction_repeats")).all() == [(1,)]
         assert "offered_at" not in {c["name"] for c in inspect(conn).get_columns("interactions")}
     engine.dispose()
-    assert _flask(empty_database, "db", "downgrade", "5b1e0c7d9a3f").returncode == 0
+    assert _flask(empty_database, "db", "downgrade", "ca7abc2afbba").returncode == 0
     with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT source_id, has_repeat, answered_at FROM interactions ORDER BY id")
@@ -150,8 +150,8 @@ FROZEN_RESULTS = [
 
 
 def test_the_results_version_token_keeps_the_frozen_results(empty_database):
-    """Adding the token must not rebuild results_versions: on SQLite, dropping the old table
-    would delete every result row through ON DELETE CASCADE."""
+    """Adding and dropping the token keeps every frozen result row (on SQLite, a rebuilt
+    results_versions with foreign keys on would delete them through ON DELETE CASCADE)."""
     assert _flask(empty_database, "db", "upgrade", "ca7abc2afbba").returncode == 0
     engine = create_engine(empty_database)
     with engine.begin() as conn:

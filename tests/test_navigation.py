@@ -3,6 +3,8 @@ still follow each of them at once."""
 
 from __future__ import annotations
 
+import pytest
+
 from portal.accounts.models import Role, Team
 from portal.extensions import db
 from tests.conftest import login, post
@@ -39,3 +41,19 @@ def test_the_menu_differs_by_roles_and_shows_a_renamed_team_at_once(app, make_us
         db.session.get(Team, team.id).name = "先锋组"
         db.session.commit()
     assert "先锋组" in _menu(leader) and "一组" not in _menu(leader)
+
+
+def test_a_kept_fragment_cannot_read_the_request(app):
+    """Kept fragments serve everyone their key fits: one that read the request would show
+    one viewer's data to the next."""
+    from jinja2 import ChoiceLoader, DictLoader, UndefinedError
+
+    from portal.web.fragments import kept
+
+    loader = app.jinja_env.loader
+    app.jinja_env.loader = ChoiceLoader([DictLoader({"t_peek.html": "{{ request.path }}"}), loader])
+    try:
+        with app.test_request_context("/leaderboards"), pytest.raises(UndefinedError):
+            kept("t_peek.html", ("peek",), dict)
+    finally:
+        app.jinja_env.loader = loader

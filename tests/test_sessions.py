@@ -204,15 +204,36 @@ def test_a_role_taken_away_counts_at_the_next_request(app, make_user):
     assert 'href="/users"' not in user.get("/").get_data(as_text=True)
 
 
-def test_a_pages_csrf_token_works_only_with_its_own_session(app, make_user):
+def test_a_pages_csrf_token_works_only_with_its_own_session(app, make_user, monkeypatch):
+    from portal.web import session as web_session
+
     make_user({Role.AGENT}, agent_no="10001")
     mine, other = app.test_client(), app.test_client()
     login(mine, "10001")
     login(other, "10001")
     token = csrf_token(mine)
-    assert csrf_token(mine) == token  # the same session's pages carry the same token
+    signed = []
+    real = web_session.generate_csrf
+    monkeypatch.setattr(web_session, "generate_csrf", lambda: signed.append(1) or real())
+    assert csrf_token(mine) == csrf_token(mine) == token  # the session's pages share one
+    assert signed == []  # signed once for the session, not at every page
     headers = {**HX, "X-CSRFToken": token}
     refused = other.post("/account/language", data={"locale": "en"}, headers=headers)
     assert refused.status_code == 400
     answer = mine.post("/account/language", data={"locale": "en"}, headers=headers)
     assert answer.headers.get("HX-Redirect") == "/"
+
+
+def test_a_login_in_the_same_browser_gets_new_csrf_tokens(app, make_user):
+    """On a shared PC, a token read during one login must not serve the next one."""
+    make_user({Role.AGENT}, agent_no="10001")
+    make_user({Role.AGENT}, agent_no="10002")
+    browser = app.test_client()
+    login(browser, "10001")
+    token = csrf_token(browser)
+    post(browser, "/logout")
+    login(browser, "10002")
+    assert csrf_token(browser) != token
+    headers = {**HX, "X-CSRFToken": token}
+    refused = browser.post("/account/language", data={"locale": "en"}, headers=headers)
+    assert refused.status_code == 400

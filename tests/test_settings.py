@@ -114,3 +114,27 @@ def test_only_admins_see_the_settings_link(app, admin_client, make_user):
     login(lead, "lead")
     assert 'href="/admin/settings"' not in lead.get("/").get_data(True)
     assert lead.get("/admin/settings").status_code == 403
+
+
+def test_a_value_read_while_the_change_was_uncommitted_is_forgotten_at_commit(app):
+    """A board request of another thread may read the old value between the change's flush
+    and its commit; the change shows once committed all the same."""
+    import threading
+
+    def read() -> dict:
+        seen = {}
+
+        def look():  # a board's GET request (on SQLite: a reader beside the writer)
+            with app.test_request_context("/leaderboards"):
+                seen.update(settings.recent_settings("leaderboard_top_n", seconds=600))
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+        return seen
+
+    with app.app_context():
+        settings.set_setting("leaderboard_top_n", 30, None)  # flushed, not committed
+        assert read() == {"leaderboard_top_n": 10}  # another request keeps the old value
+        db.session.commit()
+    assert read() == {"leaderboard_top_n": 30}

@@ -18,7 +18,10 @@ def test_home_shows_ones_team_position_and_team_leads(client, make_user, make_te
     login(client, "10001")
     html = client.get("/").get_data(as_text=True)
     assert "一组" in html and "电话客服" in html and "李组长" in html
-    make_user(agent_no="10002", name="王芳")
+    # Another team's member sees their own lead, not this one (names are not kept across).
+    other_lead = make_user(agent_no="20002", name="赵组长")
+    make_user(agent_no="10002", name="王芳", team=make_team("二组", leads=[other_lead]))
     other = client.application.test_client()
     login(other, "10002")
-    assert "李组长" not in other.get("/").get_data(as_text=True)
+    html = other.get("/").get_data(as_text=True)
+    assert "二组" in html and "赵组长" in html and "李组长" not in html

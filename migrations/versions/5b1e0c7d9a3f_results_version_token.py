@@ -1,7 +1,7 @@
 """results version token
 
 Revision ID: 5b1e0c7d9a3f
-Revises: ca7abc2afbba
+Revises: fff8464b547a
 Create Date: 2026-11-24 10:00:00.000000
 
 """
@@ -13,15 +13,15 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b1e0c7d9a3f'
-down_revision = 'ca7abc2afbba'
+down_revision = 'fff8464b547a'
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    # Added in place (SQLite's ALTER TABLE ADD COLUMN, hence the server default): rebuilding
-    # results_versions would drop the old table, and with foreign keys on, SQLite would delete
-    # every result row with it (ON DELETE CASCADE).
+    # Added in place (SQLite's ALTER TABLE ADD COLUMN, hence the server default): no copy of
+    # results_versions, whose rows the result rows cascade from. (migrations/env.py also
+    # turns SQLite's foreign keys off while migrating, so that a rebuild cannot cascade.)
     with op.batch_alter_table('results_versions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('token', sa.String(length=16), nullable=False, server_default=''))
     versions = sa.table('results_versions', sa.column('id', sa.Integer), sa.column('token', sa.String))
@@ -33,5 +33,5 @@ def upgrade():
 
 
 def downgrade():
-    # In place too (SQLite 3.35+ and PostgreSQL), for the same reason.
+    # In place too (SQLite 3.35+ and PostgreSQL).
     op.execute('ALTER TABLE results_versions DROP COLUMN token')

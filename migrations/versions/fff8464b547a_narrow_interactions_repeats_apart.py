@@ -6,7 +6,7 @@ PostgreSQL), their channel check is written without IN (slow in SQLite bulk inse
 repeats move to their own table so computing them never rewrites rows.
 
 Revision ID: fff8464b547a
-Revises: 5b1e0c7d9a3f
+Revises: ca7abc2afbba
 Create Date: 2026-12-01 19:07:19.525996
 
 """
@@ -18,7 +18,7 @@ import portal.db
 
 # revision identifiers, used by Alembic.
 revision = 'fff8464b547a'
-down_revision = '5b1e0c7d9a3f'
+down_revision = 'ca7abc2afbba'
 branch_labels = None
 depends_on = None
 

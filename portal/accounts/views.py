@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, make_response, request, url_for
+from flask import Blueprint, abort, current_app, make_response, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, or_, select
@@ -97,6 +97,7 @@ def login():
             )
             db.session.commit()
             login_user(user, remember=form.remember.data)
+            session.pop("csrf_token", None)  # each login signs its forms with a new secret
             return redirect_to(_safe_next(request.args.get("next")))
     elif form.is_submitted():
         status = 422
@@ -109,6 +110,7 @@ def logout():
     security.end_session(current_user.session_token, utcnow())
     db.session.commit()
     logout_user()
+    session.pop("csrf_token", None)
     return redirect_to(url_for("accounts.login"))
 
 

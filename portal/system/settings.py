@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
 from portal.audit.services import record
@@ -115,6 +116,7 @@ def set_setting(key: str, value: object, actor: User | None) -> object:
     row.updated_by = actor.id if actor is not None else None
     db.session.flush()
     _recent.clear()
+    db.session.info["settings_changed"] = True  # cleared again once committed, see below
     record(
         actor,
         "setting.change",
@@ -125,3 +127,11 @@ def set_setting(key: str, value: object, actor: User | None) -> object:
         after={key: checked},
     )
     return checked
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_once_committed(session) -> None:
+    """A request of another thread may have read the old value between the change's flush and
+    its commit, and kept it: forget it again once the change is committed."""
+    if session.info.pop("settings_changed", False):
+        _recent.clear()

@@ -43,20 +43,18 @@ POLICY: dict[str, frozenset[Role]] = {
 PUBLIC = "public"
 
 
-def allowed(user, permission: str) -> bool:
-    """Whether `user` holds `permission` through any of their roles."""
-    if permission not in POLICY:
-        raise KeyError(f"unknown permission {permission!r}")
-    if not getattr(user, "is_authenticated", False):
-        return False
-    return bool(user.roles & POLICY[permission])
-
-
 def roles_allow(roles: frozenset[Role], permission: str) -> bool:
     """Whether any of `roles` holds `permission`."""
     if permission not in POLICY:
         raise KeyError(f"unknown permission {permission!r}")
     return bool(roles & POLICY[permission])
+
+
+def allowed(user, permission: str) -> bool:
+    """Whether `user` holds `permission` through any of their roles."""
+    if not getattr(user, "is_authenticated", False):
+        return roles_allow(frozenset(), permission)  # False, once the permission is known
+    return roles_allow(user.roles, permission)
 
 
 def public(view: Callable) -> Callable:

@@ -47,7 +47,7 @@ def _locale(code: str) -> Locale:
     return Locale.parse(code)
 
 
-_csrf_tokens = Memo(4096)
+_csrf_tokens = Memo(20_000)  # one per live session: more than a large center's agents
 
 
 def csrf_token() -> str:
