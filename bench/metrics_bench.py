@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 import os
 import random
-import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,18 +85,45 @@ def _env(database_url: str) -> dict:
 
 
 def _flask(database_url: str, *args: str) -> tuple[float, int]:
-    """Run a flask command; returns (seconds, peak RSS of that process in MB)."""
+    """Run a flask command; returns (seconds, peak memory in MB of the command with the
+    processes it starts, their resident sets added up, sampled every 20 ms)."""
     flask = str(Path(sys.executable).parent / "flask")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run(
-        [flask, *args], cwd=ROOT, env=_env(database_url), capture_output=True, text=True
+    process = subprocess.Popen(
+        [flask, *args],
+        cwd=ROOT,
+        env=_env(database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    peak, finished = [0], threading.Event()
+
+    def sample() -> None:
+        while not finished.wait(0.02):
+            peak[0] = max(peak[0], _tree_rss_kb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, errors = process.communicate()
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed: {done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024
+    finished.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed: {errors[-2000:]}")
+    return seconds, peak[0] // 1024
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children (Linux /proc), in kB."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            total = next((int(line.split()[1]) for line in status if line.startswith("VmRSS")), 0)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return total
+    return total + sum(_tree_rss_kb(int(child)) for child in children)
 
 
 def _prepare(database_url: str, agents: int) -> None:
@@ -128,6 +156,8 @@ PLAIN_TABLE = (
 
 def sqlite_baseline(path: Path, folder: Path) -> float:
     db = folder / "plain.db"
+    for leftover in (db, db.with_name("plain.db-wal"), db.with_name("plain.db-shm")):
+        leftover.unlink(missing_ok=True)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(PLAIN_TABLE)
@@ -195,31 +225,60 @@ def metrics_times(database_url: str) -> tuple[float, float]:
     return portal, baseline
 
 
-def _measure(url: str, label: str, path: Path, rows: int, agents: int, baseline) -> list[dict]:
-    """Import the file into the database at `url`, then compute the month's metrics, each
-    against its baseline (`baseline(path)` → seconds for the bare load)."""
-    _prepare(url, agents)
-    portal, peak = _flask(url, "import", "interactions", str(path))
-    bare_name, bare = baseline(path)
-    metrics, aggregate = metrics_times(url)
+REPEATS = 3  # fresh databases per store; every figure is the median of these runs
+IMPORT_GOAL = 2.0  # at most twice the bare load's time (at least half its rate)
+METRICS_GOAL = 3.0  # at most three times the hand-written aggregate, and under 10 s
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def _measure(label: str, path: Path, rows: int, agents: int, fresh, baseline) -> list[dict]:
+    """Import the file into a fresh database (`fresh()` → its URL) and load the same rows the
+    bare way (`baseline(url)` → seconds), REPEATS times, alternating; then compute the month's
+    metrics against the hand-written aggregate, REPEATS times on the last database."""
+    imports, bares, peaks = [], [], []
+    for _ in range(REPEATS):
+        url = fresh()
+        _prepare(url, agents)
+        seconds, peak = _flask(url, "import", "interactions", str(path))
+        imports.append(seconds)
+        peaks.append(peak)
+        bares.append(baseline(url))
+    metrics = [metrics_times(url) for _ in range(REPEATS)]
+    portal, bare = _median(imports), _median(bares)
+    computed, aggregate = _median([m[0] for m in metrics]), _median([m[1] for m in metrics])
     return [
         {
-            "name": f"Import {rows:,} interactions into {label} ({agents} agents, one month)",
-            "measure": f"{portal:.1f} s, {rows / portal:,.0f} rows/s, peak memory {peak} MB "
-            "(goal: at least half the baseline's rate, at most 300 MB)",
-            "baseline": f"{bare_name}: {bare:.1f} s, {rows / bare:,.0f} rows/s",
+            "name": f"Import {rows:,} interactions into {label} ({agents:,} agents, one month)",
+            "measure": f"{portal:.1f} s (runs: {_runs(imports)}), {rows / portal:,.0f} rows/s, "
+            f"peak memory {max(peaks)} MB",
+            "baseline": f"{BASELINES[label]}: {bare:.1f} s (runs: {_runs(bares)}), "
+            f"{rows / bare:,.0f} rows/s",
             "ratio": portal / bare,
-            "note": "the import's time includes parsing, checking every row, upserts, the FCR "
-            "repeat flags and the daily sums",
+            "goal": f"at most {IMPORT_GOAL:g}× (half the rate or better), at most 300 MB",
+            "met": portal / bare <= IMPORT_GOAL and max(peaks) <= 300,
         },
         {
-            "name": f"Metrics of that month for all {agents} agents ({label})",
-            "measure": f"{metrics:.2f} s (goal: at most 3 times the baseline, under 10 s)",
+            "name": f"Metrics of that month for all {agents:,} agents ({label})",
+            "measure": f"{computed:.2f} s (runs: {', '.join(f'{m[0]:.2f}' for m in metrics)})",
             "baseline": f"one hand-written aggregate query: {aggregate:.2f} s",
-            "ratio": metrics / aggregate,
-            "note": "",
+            "ratio": computed / aggregate,
+            "goal": f"at most {METRICS_GOAL:g}×, under 10 s",
+            "met": computed / aggregate <= METRICS_GOAL and computed < 10,
         },
     ]
+
+
+BASELINES = {
+    "SQLite": "plain sqlite3 executemany in one transaction",
+    "PostgreSQL": "plain psycopg COPY",
+}
 
 
 def run() -> list[dict]:
@@ -227,13 +286,18 @@ def run() -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-metrics-"))
     path = folder / "interactions.csv"
     rows = generate(path, agents)
+    databases = iter(range(1_000))
+
+    def fresh_sqlite() -> str:
+        return f"sqlite:///{folder / f'portal-{next(databases)}.db'}"
+
     results = _measure(
-        f"sqlite:///{folder / 'portal.db'}",
         "SQLite",
         path,
         rows,
         agents,
-        lambda p: ("plain sqlite3 executemany in one transaction", sqlite_baseline(p, folder)),
+        fresh_sqlite,
+        lambda _url: sqlite_baseline(path, folder),
     )
     pg_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if pg_url:
@@ -242,18 +306,67 @@ def run() -> list[dict]:
         pg_url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
         admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
         name = "portal_bench"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
         bench_url = pg_url.rsplit("/", 1)[0] + "/" + name
+
+        def fresh_postgresql() -> str:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {name}")
+            return bench_url
+
         results += _measure(
-            bench_url,
             "PostgreSQL",
             path,
             rows,
             agents,
-            lambda p: ("plain psycopg COPY", postgres_baseline(p, bench_url)),
+            fresh_postgresql,
+            lambda url: postgres_baseline(path, url),
         )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     return results
+
+
+SECTION = "Data in and metrics"
+
+
+def section(results: list[dict]) -> list[str]:
+    """The lines of this benchmark's section of docs/BENCHMARKS.md."""
+    import platform
+
+    lines = [
+        f"Measured by `python -m bench metrics` (part of `make bench`) on {platform.machine()} "
+        f"with {os.cpu_count()} cores, SQLite {sqlite3.sqlite_version}, "
+        f"{time.strftime('%Y-%m-%d')}. One generated month (November 2026) of about 65 contacts "
+        f"a day per agent, as a CSV file of the columns of metrics.md §1. Each store gets "
+        f"{REPEATS} fresh databases: the file is imported with `flask import interactions` (its "
+        "own process, as an administrator runs it), then the same rows are loaded the bare way "
+        "into a table of the file's columns; medians of the runs. The metrics are computed "
+        f"{REPEATS} times on the last database. Ratio = the portal's time ÷ the baseline's "
+        "(lower is better).",
+        "",
+        "| benchmark | result | baseline (same run) | ratio | goal | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r['measure']} | {r['baseline']} | {r['ratio']:.2f} | "
+            f"{r['goal']} | {'yes' if r['met'] else '**no**'} |"
+        )
+    return lines + ["", *NOTES]
+
+
+NOTES = (
+    "- The import's time is all of `flask import interactions`: starting the process, reading "
+    "and checking every row (encoding, columns, timestamps with and without offsets, "
+    "durations, employee numbers, duplicates), writing them, finding the FCR repeats and "
+    "bringing the daily sums up to date, in one transaction. The baselines only load the "
+    "file's text into a table with a primary key.",
+    "- On SQLite a second process parses the file while the importing one writes (the "
+    "database's work runs in the importing process). On PostgreSQL the server already works "
+    "beside the importer: the rows go into one binary COPY, a thousand at a time.",
+    "- The metrics' figure rebuilds the month's daily sums for everyone, then computes every "
+    "metric of metrics.md §4 for every agent from them; the baseline is one aggregate query "
+    "over the interactions (counts, averages, first-contact resolution with the repeats "
+    "joined) grouped by agent.",
+)
