@@ -160,6 +160,14 @@ def test_a_file_parsed_by_the_second_process_imports_the_same(app, runner, tmp_p
     assert "inserted: 0  updated: 0  unchanged: 2  rejected: 1" in again.output, again.output
 
 
+def test_blank_rows_are_left_out(app, runner, tmp_path, agents):
+    """Spreadsheets export empty lines and rows of bare commas: neither is a row."""
+    data = HEADER + GOOD + "\n,,,,,,\n  , ,\n" + GOOD.replace("g1", "g2")
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 0, result.output
+    assert "Rows read: 2  inserted: 2" in result.output
+
+
 def test_valid_only_imports_the_good_rows(app, runner, tmp_path, agents):
     data = HEADER + GOOD + "b2,Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
     result = _run(runner, tmp_path, "interactions", data, "--valid-only")

@@ -2,7 +2,8 @@
 
 Interactions keep their times as epoch seconds only (the datetime copies go), lose their
 foreign keys and the customer and queue indexes (each costs more than the whole bulk load on
-PostgreSQL), their channel check is written without IN (slow in SQLite bulk inserts), and FCR
+PostgreSQL), the (day, agent) index takes the queue too (SQLite then groups the daily sums in
+index order), their channel check is written without IN (slow in SQLite bulk inserts), and FCR
 repeats move to their own table so computing them never rewrites rows.
 
 Revision ID: fff8464b547a
@@ -38,6 +39,10 @@ def upgrade():
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_interactions_customer'))
         batch_op.drop_index(batch_op.f('ix_interactions_queue'))
+        batch_op.drop_index(batch_op.f('ix_interactions_day_agent'))
+        batch_op.create_index(
+            'ix_interactions_day_agent_queue', ['offered_day', 'agent_id', 'queue'], unique=False
+        )
         batch_op.drop_constraint(batch_op.f('fk_interactions_import_id_imports'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_interactions_agent_id_users'), type_='foreignkey')
         batch_op.drop_column('answered_at')
@@ -86,6 +91,10 @@ def downgrade():
         batch_op.create_foreign_key(batch_op.f('fk_interactions_agent_id_users'), 'users', ['agent_id'], ['id'], ondelete='RESTRICT')
         batch_op.create_foreign_key(batch_op.f('fk_interactions_import_id_imports'), 'imports', ['import_id'], ['id'], ondelete='SET NULL')
         batch_op.create_index(batch_op.f('ix_interactions_queue'), ['queue'], unique=False)
+        batch_op.drop_index('ix_interactions_day_agent_queue')
+        batch_op.create_index(
+            batch_op.f('ix_interactions_day_agent'), ['offered_day', 'agent_id'], unique=False
+        )
         batch_op.create_index(batch_op.f('ix_interactions_customer'), ['customer_key', 'offered_s'], unique=False)
 
     op.drop_table('interaction_repeats')

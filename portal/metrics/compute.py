@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select
 from portal.accounts.models import Team, User
 from portal.extensions import db
 from portal.metrics.models import DayStats, SuppliedValue
+from portal.metrics.parsing import SUPPLIED_CODES
 from portal.metrics.periods import Period
 
 AGENT_CODES = (
@@ -37,7 +38,6 @@ GROUP_CODES = ("offered", "answer_rate", "abandon_rate", "service_level", "asa")
 # Team and queue rows: §5 codes, then the pooled §4 codes (asa appears once: it is the same
 # figure at both levels).
 POOLED_CODES = GROUP_CODES + tuple(c for c in AGENT_CODES if c not in GROUP_CODES)
-SUPPLIED_CODES = ("knowledge_contrib", "brand_sentiment", "soothing_rate")
 # Lower is better for these; higher for every other code.
 LOWER_IS_BETTER = frozenset({"aht", "asa", "transfer_rate", "abandon_rate"})
 # Shown as percentages; seconds and counts as they are.

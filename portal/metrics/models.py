@@ -25,8 +25,6 @@ from portal.accounts.models import User
 from portal.db import UTCDateTime, utcnow
 from portal.extensions import db
 
-CHANNELS = ("phone", "chat", "email", "social")
-
 
 class ImportRecord(db.Model):
     """One import through any door: who, when, which file, what it did, what it refused."""
@@ -73,7 +71,7 @@ class Interaction(db.Model):
     The table is kept narrow and lightly indexed because it is by far the largest (millions of
     rows a month) and every import writes to it in bulk: no foreign keys (the importer checks
     agents; users and imports are never deleted, only deactivated) and no index beyond the
-    source id and (day, agent). FCR repeats live in `interaction_repeats`, so computing them
+    source id and (day, agent, queue). FCR repeats live in `interaction_repeats`, so computing them
     never rewrites interaction rows."""
 
     __tablename__ = "interactions"
@@ -84,7 +82,8 @@ class Interaction(db.Model):
             "channel = 'phone' OR channel = 'chat' OR channel = 'email' OR channel = 'social'",
             name="known_channel",
         ),
-        Index("ix_interactions_day_agent", "offered_day", "agent_id"),
+        # With the queue, SQLite groups the daily sums in index order, without sorting.
+        Index("ix_interactions_day_agent_queue", "offered_day", "agent_id", "queue"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
