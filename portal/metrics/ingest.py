@@ -193,7 +193,10 @@ class Importer:
         if kind.refs:
             batch = self._resolve(batch)
         rows = list(map(_SECOND, batch))
-        if len(set(map(kind.key, rows))) < len(rows):  # an id twice in this batch
+        # An id twice in this batch. While writing fast, the database's unique index finds it
+        # (and sends the file down the careful path, which names the row).
+        writing_fast = self.fast and self.writing
+        if not writing_fast and len(set(map(kind.key, rows))) < len(rows):
             batch = self._without_repeated_keys(batch)
             rows = list(map(_SECOND, batch))
         if not self.writing or not rows:
