@@ -160,6 +160,21 @@ def test_a_file_parsed_by_the_second_process_imports_the_same(app, runner, tmp_p
     assert "inserted: 0  updated: 0  unchanged: 2  rejected: 1" in again.output, again.output
 
 
+def test_an_employee_number_first_seen_late_in_a_file_is_found(
+    app, runner, tmp_path, agents, monkeypatch
+):
+    """Employee numbers are read before rows are written: later on PostgreSQL the connection
+    is busy with the file's COPY."""
+    from portal.metrics import ingest
+
+    for name in ("FAST_BATCH", "COPY_BATCH", "BATCH"):
+        monkeypatch.setattr(ingest, name, 1)
+    abandoned = "a1,Q1,,2026-11-03T09:00:00+08:00,,2026-11-03T09:00:20+08:00,\n"
+    result = _run(runner, tmp_path, "interactions", HEADER + abandoned + GOOD)
+    assert result.exit_code == 0, result.output
+    assert "inserted: 2" in result.output
+
+
 def test_blank_rows_are_left_out(app, runner, tmp_path, agents):
     """Spreadsheets export empty lines and rows of bare commas: neither is a row."""
     data = HEADER + GOOD + "\n,,,,,,\n  , ,\n" + GOOD.replace("g1", "g2")

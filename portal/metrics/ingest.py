@@ -629,7 +629,9 @@ def _parse_here(
     def bytes_read() -> int:
         return 0 if reader is None else reader.count
 
-    batches = parse_batches(kind.layout, table, _context(), batch_size, bytes_read)
+    ctx = _context()
+    ctx.agents()  # read now: on PostgreSQL the connection may be busy with a COPY later
+    batches = parse_batches(kind.layout, table, ctx, batch_size, bytes_read)
     return Parsed(table.columns, batches, checksum, table.encoding)
 
 

@@ -130,7 +130,13 @@ def refresh_repeats(
         run(text(f"DROP TABLE {name}"))
     if not changed:
         return None
-    return min(r[1] for r in changed), max(r[2] for r in changed), {r[0] for r in changed}
+    first, last = min(r[1] for r in changed), max(r[2] for r in changed)
+    return _as_day(first), _as_day(last), {r[0] for r in changed}
+
+
+def _as_day(value) -> date:
+    """A day read by a textual query (SQLite gives the stored text, PostgreSQL a date)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 # SQL: whether interaction a belongs to another import than the one being refreshed.
