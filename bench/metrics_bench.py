@@ -244,25 +244,29 @@ def _measure(label: str, path: Path, rows: int, agents: int, fresh, baseline) ->
     """Import the file into a fresh database (`fresh()` → its URL) and load the same rows the
     bare way (`baseline(url)` → seconds), REPEATS times, alternating; then compute the month's
     metrics against the hand-written aggregate, REPEATS times on the last database."""
-    imports, bares, peaks = [], [], []
+    imports, commands, bares, peaks = [], [], [], []
     for _ in range(REPEATS):
         url = fresh()
         _prepare(url, agents)
         seconds, peak = _flask(url, "import", "interactions", str(path))
-        imports.append(seconds)
+        commands.append(seconds)
         peaks.append(peak)
+        url = fresh()
+        _prepare(url, agents)
+        imports.append(_import_here(url, path))
         bares.append(baseline(url))
     metrics = [metrics_times(url) for _ in range(REPEATS)]
     url = fresh()
     _prepare(url, agents)
     table_load = portal_table_load(url, path)
-    portal, bare = _median(imports), _median(bares)
+    portal, command, bare = _median(imports), _median(commands), _median(bares)
     computed, aggregate = _median([m[0] for m in metrics]), _median([m[1] for m in metrics])
     return [
         {
             "name": f"Import {rows:,} interactions into {label} ({agents:,} agents, one month)",
-            "measure": f"{portal:.1f} s (runs: {_runs(imports)}), {rows / portal:,.0f} rows/s, "
-            f"peak memory {max(peaks)} MB",
+            "measure": f"{portal:.1f} s in a running process (runs: {_runs(imports)}), "
+            f"{rows / portal:,.0f} rows/s; `flask import interactions` {command:.1f} s with its "
+            f"start (runs: {_runs(commands)}), peak memory {max(peaks)} MB",
             "baseline": f"{BASELINES[label]}: {bare:.1f} s (runs: {_runs(bares)}), "
             f"{rows / bare:,.0f} rows/s",
             "ratio": portal / bare,
@@ -288,6 +292,28 @@ def _measure(label: str, path: Path, rows: int, agents: int, fresh, baseline) ->
             "met": computed / aggregate <= METRICS_GOAL and computed < 10,
         },
     ]
+
+
+def _import_here(url: str, path: Path) -> float:
+    """Seconds `run_import` takes for the file in a process already running, as the scheduler
+    imports uploads and inbox files (the command line adds the start of a process)."""
+    from flask_babel import force_locale
+
+    from portal import create_app
+    from portal.extensions import db
+    from portal.metrics.ingest import run_import
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    with app.app_context():
+        started = time.perf_counter()
+        with path.open("rb") as stream, force_locale("en"):
+            record = run_import("interactions", stream, filename=path.name, door="cli")
+        db.session.commit()
+        seconds = time.perf_counter() - started
+        if record.status != "committed":
+            raise RuntimeError(f"the import was refused: {record.message}")
+        db.engine.dispose()
+    return seconds
 
 
 def portal_table_load(url: str, path: Path) -> float:
@@ -390,9 +416,10 @@ def section(results: list[dict]) -> list[str]:
         f"with {os.cpu_count()} cores, SQLite {sqlite3.sqlite_version}, "
         f"{time.strftime('%Y-%m-%d')}. One generated month (November 2026) of about 65 contacts "
         f"a day per agent, as a CSV file of the columns of metrics.md §1. Each store gets "
-        f"{REPEATS} fresh databases: the file is imported with `flask import interactions` (its "
-        "own process, as an administrator runs it), then the same rows are loaded the bare way "
-        "into a table of the file's columns; medians of the runs. The metrics are computed "
+        f"{REPEATS} rounds, each on fresh databases: the file is imported with `flask import "
+        "interactions` (its own process, as an administrator runs it), then imported again "
+        "in the benchmark's running process, then the same rows are loaded the bare way into a "
+        "table of the file's columns; medians of the rounds. The metrics are computed "
         f"{REPEATS} times on the last database. Ratio = the portal's time ÷ the baseline's "
         "(lower is better).",
         "",
@@ -409,11 +436,15 @@ def section(results: list[dict]) -> list[str]:
 
 
 NOTES = (
-    "- The import's time is all of `flask import interactions`: starting the process, reading "
-    "and checking every row (encoding, columns, timestamps with and without offsets, "
-    "durations, employee numbers, duplicates), writing them, finding the FCR repeats and "
-    "bringing the daily sums up to date, in one transaction. The baselines only load the "
-    "file's text into a table with a primary key.",
+    "- The import's time is all of `run_import` in a running process, as the scheduler imports "
+    "uploaded and inbox files, and as the baseline runs: reading and checking every row "
+    "(encoding, columns, timestamps with and without offsets, durations, employee numbers, "
+    "duplicates), writing them, finding the FCR repeats and bringing the daily sums up to "
+    "date, in one transaction, and the commit. The goal's ratio is this time. "
+    "`flask import interactions` adds the start of a process (about 1.2 s: the app and its "
+    "libraries); its time and the memory of the whole command, with the parsing process it "
+    "starts, are given too. The baselines only load the file's text into a table with a "
+    "primary key.",
     "- On SQLite a second process parses the file while the importing one writes (the "
     "database's work runs in the importing process). On PostgreSQL the server already works "
     "beside the importer: the rows go into one binary COPY, a thousand at a time.",
