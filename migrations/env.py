@@ -94,16 +94,17 @@ def run_migrations_online():
             # with foreign keys enforced, that drop would cascade to the rows referring to it.
             # The pragma only takes effect outside a transaction, hence on the raw connection.
             connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
-
-        with context.begin_transaction():
-            context.run_migrations()
-            if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
-        if sqlite:  # never hand the connection, without its foreign keys, back to the pool
-            connection.invalidate()
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+        finally:
+            if sqlite:  # never hand the connection, without its foreign keys, to the pool
+                connection.invalidate()
 
 
 if context.is_offline_mode():

@@ -78,6 +78,12 @@ def _wants_write_lock() -> bool:
 sqlite3.register_adapter(date, date.isoformat)
 
 
+IMPORT_CACHE = "import_cache"  # connection info: set while an import's larger caches are in use
+
+
+SQLITE_AT_LEAST = (3, 39, 0)  # UPDATE … FROM and IS NOT DISTINCT FROM (daily sums)
+
+
 def configure_sqlite(engine: Engine) -> None:
     """WAL, busy timeout, foreign keys, and BEGIN IMMEDIATE for transactions that may write.
 
@@ -85,6 +91,12 @@ def configure_sqlite(engine: Engine) -> None:
     "database is locked": the second cannot upgrade its read snapshot. Taking the write lock
     at BEGIN makes writers queue (up to the busy timeout) instead of failing.
     """
+    if sqlite3.sqlite_version_info < SQLITE_AT_LEAST:
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old for the portal, which needs "
+            f"{'.'.join(map(str, SQLITE_AT_LEAST))} or later: upgrade it, or use PostgreSQL "
+            "(DATABASE_URL)."
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -99,6 +111,14 @@ def configure_sqlite(engine: Engine) -> None:
         # slower). Pages are only taken as they are used.
         cur.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
         cur.close()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn, record):
+        # An import's larger caches (portal/metrics/ingest.py) end with its use of the
+        # connection: the next user of the pooled connection gets the usual ones.
+        if record.info.pop(IMPORT_CACHE, False):
+            dbapi_conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
+            dbapi_conn.execute("PRAGMA temp.cache_size = -2000")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

@@ -139,3 +139,46 @@ def test_utc_datetimes_round_trip_aware_and_naive_ones_are_refused(ctx):
     with pytest.raises(Exception, match="naive datetime"):
         db.session.commit()
     db.session.rollback()
+
+
+def test_an_imports_larger_page_cache_ends_with_the_import(sqlite, tmp_path, make_user):
+    """An import takes 64 MB of page cache for its connection; the next user of that pooled
+    connection has the usual 32 MB again."""
+    from flask_babel import force_locale
+
+    from portal.db import SQLITE_CACHE_KB
+    from portal.metrics.ingest import IMPORT_CACHE_KB, run_import
+
+    make_user({Role.AGENT}, agent_no="A")
+    path = tmp_path / "i.csv"
+    path.write_text(
+        "interaction_id,queue,agent_no,offered_at,ended_at\n"
+        "g1,Q1,A,2026-11-03T09:00:00+08:00,2026-11-03T09:01:00+08:00\n",
+        encoding="utf-8",
+    )
+    with sqlite.app_context():
+        pragma = lambda name: db.session.execute(text(f"PRAGMA {name}")).scalar()  # noqa: E731
+        raw = lambda: db.session.connection().connection.driver_connection  # noqa: E731
+        db.engine.dispose()  # one pooled connection: the import's is the next one's
+        with path.open("rb") as stream, force_locale("en"):
+            record = run_import("interactions", stream, filename="i.csv", door="cli")
+            assert pragma("cache_size") == -IMPORT_CACHE_KB
+            assert pragma("temp.cache_size") == -IMPORT_CACHE_KB
+            imported = raw()
+        assert record.status == "committed"
+        db.session.commit()
+        db.session.remove()
+        assert raw() is imported
+        assert pragma("cache_size") == -SQLITE_CACHE_KB
+        assert pragma("temp.cache_size") == -2000
+
+
+def test_a_too_old_sqlite_is_named_at_start(sqlite, monkeypatch):
+    from sqlalchemy import create_engine
+
+    from portal import db as portal_db
+
+    monkeypatch.setattr(portal_db.sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(portal_db.sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1 is too old .* 3\.39\.0 or later"):
+        portal_db.configure_sqlite(create_engine("sqlite://"))

@@ -81,6 +81,18 @@ BAD_INTERACTIONS = [
         "interaction_id,offered_at,ended_at,offered_at\nb1,2026-11-03T09:00:00,2026-11-03T09:01:00,x\n",
         "column(s) named twice: offered_at",
     ),
+    (
+        HEADER + GOOD + "b2,Q1,A,0001-01-01T00:00:00+08:00,,0001-01-01T00:01:00+08:00,\n",
+        "Row 3: offered_at '0001-01-01T00:00:00+08:00' is not a time from 2000 to 2099",
+    ),
+    (
+        HEADER + GOOD + "b2,Q1,A,9999-12-31T23:59:00-12:00,,9999-12-31T23:59:59-12:00,\n",
+        "Row 3: offered_at '9999-12-31T23:59:00-12:00' is not a time from 2000 to 2099",
+    ),
+    (
+        HEADER + GOOD + "b2,Q1,A,0001-01-01 00:00,,0001-01-01 00:01,\n",
+        "Row 3: offered_at '0001-01-01 00:00' is not a time from 2000 to 2099",
+    ),
     ("", "The file is empty"),
     (HEADER, "no data rows"),
     (b"\x00\x01\x02binary\xff\xfe\x00garbage" * 10, "not a CSV text file"),
@@ -130,7 +142,7 @@ def apart(app, monkeypatch):
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [BAD_INTERACTIONS[i] for i in (0, 3, 9, 10, 11, 14)]
+    [BAD_INTERACTIONS[i] for i in (0, 3, 9, 10, 11, 12, 13, 17)]
     + [("g1\xff".encode("latin-1") + b"\xff\n", "neither UTF-8 nor GB18030")],
 )
 def test_the_second_process_refuses_as_this_one_does(
@@ -140,6 +152,30 @@ def test_the_second_process_refuses_as_this_one_does(
     assert result.exit_code == 1
     assert message in result.output, result.output
     assert "Traceback" not in result.output
+    assert _interactions(app) == 0
+
+
+def test_a_file_named_as_a_workbook_is_read_as_one_whatever_its_size(
+    app, tmp_path, agents, monkeypatch
+):
+    """An upload is stored under a name of its own: the user's name decides, not that one."""
+    from flask_babel import force_locale
+
+    from portal.metrics import ingest
+
+    stored = tmp_path / "a1b2c3.upload"
+    stored.write_text(HEADER + GOOD, encoding="utf-8")
+
+    def refusal() -> str:
+        with app.app_context(), stored.open("rb") as stream, force_locale("en"):
+            record = ingest.run_import("interactions", stream, filename="月报.xlsx", door="upload")
+            db.session.commit()
+            assert record.status == "rejected"
+            return record.message
+
+    small = refusal()
+    monkeypatch.setattr(ingest, "PARSE_APART_BYTES", 0)  # as if it were large
+    assert refusal() == small
     assert _interactions(app) == 0
 
 
@@ -173,6 +209,124 @@ def test_an_employee_number_first_seen_late_in_a_file_is_found(
     result = _run(runner, tmp_path, "interactions", HEADER + abandoned + GOOD)
     assert result.exit_code == 0, result.output
     assert "inserted: 2" in result.output
+
+
+def test_a_statement_sent_during_the_copy_fails_at_once(app, tmp_path, agents, monkeypatch):
+    """On PostgreSQL the connection cannot answer while the import's COPY is open: a look-up
+    slipped in there would wait forever. It fails instead, and the session goes on."""
+    from flask_babel import force_locale
+    from sqlalchemy import text
+
+    from portal.metrics import ingest
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("only PostgreSQL writes through a COPY")
+        monkeypatch.setattr(ingest, "COPY_BATCH", 1)
+        track = ingest.Importer._track
+
+        def track_and_look_up(self, rows):
+            track(self, rows)
+            db.session.execute(text("SELECT 1"))
+
+        monkeypatch.setattr(ingest.Importer, "_track", track_and_look_up)
+        path = tmp_path / "i.csv"
+        path.write_text(HEADER + GOOD + GOOD.replace("g1", "g2"), encoding="utf-8")
+        opened = pytest.raises(RuntimeError, match="while an import's COPY is open")
+        with path.open("rb") as stream, force_locale("en"), opened:
+            ingest.run_import("interactions", stream, filename="i.csv", door="cli")
+        db.session.rollback()
+        assert db.session.scalar(text("SELECT 2")) == 2
+        assert _interactions(app) == 0
+
+
+@pytest.mark.parametrize("careful", [False, True])
+def test_a_row_the_database_refuses_gets_a_message_not_a_traceback(
+    app, runner, tmp_path, agents, careful
+):
+    """Only a stored source id sends a file down the careful path; any other refusal by the
+    database (here a trigger's, standing for a constraint the checks missed) is reported."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+        if postgresql:
+            db.session.execute(
+                text(
+                    "CREATE FUNCTION test_refuse() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'queue refused' USING ERRCODE = 'check_violation'; "
+                    "END $$ LANGUAGE plpgsql"
+                )
+            )
+            db.session.execute(
+                text(
+                    "CREATE TRIGGER test_refuse BEFORE INSERT ON interactions FOR EACH ROW "
+                    "WHEN (NEW.queue = 'BAD') EXECUTE FUNCTION test_refuse()"
+                )
+            )
+        else:
+            db.session.execute(
+                text(
+                    "CREATE TRIGGER test_refuse BEFORE INSERT ON interactions "
+                    "WHEN NEW.queue = 'BAD' BEGIN SELECT RAISE(ABORT, 'queue refused'); END"
+                )
+            )
+        db.session.commit()
+    try:
+        stored = _run(runner, tmp_path, "interactions", HEADER + GOOD, name="first.csv")
+        assert stored.exit_code == 0, stored.output
+        # With g1 stored already, the file is read carefully: the refusal comes from there.
+        first = GOOD if careful else ""
+        bad = GOOD.replace("g1", "b1").replace(",Q1,", ",BAD,")
+        result = _run(runner, tmp_path, "interactions", HEADER + first + bad)
+        assert result.exit_code == 1
+        assert "The database refused the file's rows" in result.output, result.output
+        assert "queue refused" in result.output
+        assert "Traceback" not in result.output
+        assert _interactions(app) == 1
+    finally:
+        with app.app_context():
+            db.session.rollback()
+            db.session.execute(
+                text("DROP TRIGGER test_refuse" + (" ON interactions" if postgresql else ""))
+            )
+            if postgresql:
+                db.session.execute(text("DROP FUNCTION test_refuse()"))
+            db.session.commit()
+
+
+def test_an_import_waits_while_another_transaction_keeps_the_sums(app, runner, tmp_path, agents):
+    """On PostgreSQL the upkeep of repeats and daily sums is one transaction at a time: an
+    import that would add to a day being rebuilt elsewhere waits for that to end."""
+    import threading
+
+    from sqlalchemy import text
+
+    from portal.metrics import stats
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite has one writer at a time anyway")
+        holder = db.engine.connect()
+    holder.begin()
+    holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": stats.UPKEEP_LOCK})
+    outcome, done = {}, threading.Event()
+
+    def run() -> None:
+        outcome["result"] = _run(runner, tmp_path, "interactions", HEADER + GOOD)
+        done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert not done.wait(1.5), "the import did not wait"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert done.wait(60)
+    worker.join()
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    assert _interactions(app) == 1
 
 
 def test_blank_rows_are_left_out(app, runner, tmp_path, agents):
@@ -288,6 +442,10 @@ def test_large_files_of_every_kind_are_written_in_several_batches(
             "interaction_id 'nope' is not imported yet",
         ),
         ("survey_id,interaction_id,csat\ns1,g1,5\n", "missing column(s): submitted_at"),
+        (
+            "survey_id,interaction_id,csat,submitted_at\ns1,g1,5,0001-01-01T00:00:00+08:00\n",
+            "submitted_at '0001-01-01T00:00:00+08:00' is not a time from 2000 to 2099",
+        ),
     ],
 )
 def test_bad_surveys_are_refused(app, runner, tmp_path, agents, data, message):
@@ -312,6 +470,10 @@ def test_bad_surveys_are_refused(app, runner, tmp_path, agents, data, message):
         (
             "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\ne1,g1,QA1,90,2026-11-04T10:00:00,maybe\n",
             "red_line 'maybe' must be 1 or 0",
+        ),
+        (
+            "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\ne1,g1,QA1,90,9999-12-31T23:00:00-12:00,0\n",
+            "evaluated_at '9999-12-31T23:00:00-12:00' is not a time from 2000 to 2099",
         ),
     ],
 )

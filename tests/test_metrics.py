@@ -210,10 +210,10 @@ def test_a_later_import_updates_metrics_of_earlier_days(scenario, runner, tmp_pa
     assert _export(runner, "agent")["A"]["fcr"] == "0.25"
 
 
-def _import_text(runner, tmp_path, text: str, name: str = "more.csv"):
+def _import_text(runner, tmp_path, text: str, name: str = "more.csv", kind="interactions"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    result = runner.invoke(args=["import", "interactions", str(path)])
+    result = runner.invoke(args=["import", kind, str(path)])
     assert result.exit_code == 0, result.output
     return result
 
@@ -315,15 +315,20 @@ def test_daily_sums_kept_by_imports_equal_a_full_rebuild(scenario, app, runner, 
     from portal.metrics.models import DayStats
 
     header = INTERACTIONS.splitlines()[0]
-    _import_text(  # new contacts on days and queues that already have sums, and a repeat
+    _import_text(  # new contacts on days and queues that already have sums, and repeats
         runner,
         tmp_path,
         header + "\n"
         "n1,phone,Q1,A,2026-11-03T11:00:00+08:00,2026-11-03T11:00:04+08:00,"
         "2026-11-03T11:02:00+08:00,5,0,c2,0,1\n"
         "n2,chat,Q2,B,2026-11-05T12:30:00+08:00,,2026-11-05T12:30:02+08:00,,,,,\n"
-        "n3,phone,Q9,,2026-11-20T08:00:00+08:00,,2026-11-20T08:00:30+08:00,,,,,\n",
+        "n3,phone,Q9,,2026-11-20T08:00:00+08:00,,2026-11-20T08:00:30+08:00,,,,,\n"
+        # c3 calls C a day after i5 (B's, 11-08, a first-contact resolution until now): B's
+        # 11-08 is a day this import does not touch, whose sums must change all the same.
+        "n4,phone,Q2,C,2026-11-09T10:00:00+08:00,2026-11-09T10:00:05+08:00,"
+        "2026-11-09T10:01:00+08:00,0,0,c3,0,1\n",
     )
+    assert _export(runner, "agent")["B"]["fcr"] == "0.5"  # i4 still, i5 no longer
     _import_text(  # a changed one: i4 moves to another agent and queue
         runner,
         tmp_path,
@@ -343,3 +348,42 @@ def test_daily_sums_kept_by_imports_equal_a_full_rebuild(scenario, app, runner, 
         stats.rebuild_all()
         assert kept == sums()
         db.session.rollback()
+
+
+def test_a_rating_moved_to_another_interaction_leaves_the_old_day(scenario, app, runner, tmp_path):
+    """A survey or evaluation sent again naming another interaction: the day it rated before
+    loses it (B's i4 was rated by s4 and e3; both now rate A's i2)."""
+    from sqlalchemy import select
+
+    from portal.metrics import stats
+    from portal.metrics.models import DayStats
+
+    _import_text(
+        runner,
+        tmp_path,
+        "survey_id,interaction_id,csat,nps,submitted_at,comment\n"
+        "s4,i2,2,0,2026-11-05T12:00:00+08:00,\n",
+        kind="surveys",
+    )
+    _import_text(
+        runner,
+        tmp_path,
+        "evaluation_id,interaction_id,evaluator_no,score,evaluated_at,red_line\n"
+        "e3,i2,QA1,70,2026-11-06T10:00:00+08:00,1\n",
+        kind="qa",
+        name="qa.csv",
+    )
+    b = _export(runner, "agent")["B"]
+    assert b["csat"] == b["nps"] == b["qa_score"] == ""  # i6's survey never counted
+    with app.app_context():
+        kept = sorted(
+            (r.day, r.agent_id or 0, r.queue, *(getattr(r, c) for c in stats.SUM_COLUMNS))
+            for r in db.session.scalars(select(DayStats))
+        )
+        stats.rebuild_all()
+        rebuilt = sorted(
+            (r.day, r.agent_id or 0, r.queue, *(getattr(r, c) for c in stats.SUM_COLUMNS))
+            for r in db.session.scalars(select(DayStats))
+        )
+        db.session.rollback()
+    assert kept == rebuilt

@@ -31,10 +31,12 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from portal.accounts.models import User
-from portal.db import UTCDateTime, sqlite_utc_text, utcnow
+from portal.db import IMPORT_CACHE, UTCDateTime, sqlite_utc_text, utcnow
 from portal.extensions import db
 from portal.metrics import stats
 from portal.metrics.models import ImportRecord, Interaction, QaEvaluation, SuppliedValue, Survey
@@ -69,6 +71,33 @@ _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 class _StoredAlready(Exception):
     """A fast attempt met a source id that is already stored: read the file again carefully."""
+
+
+def _refusal(exc: Exception, *, fast: bool = True) -> Exception:
+    """What the database's refusal of an attempt's rows means. Fast: a source id stored
+    already (or twice in the file). Careful (each id was looked up): another import stored
+    the same ids meanwhile. Either way, otherwise: a row the checks let through and a
+    constraint refused."""
+    exc = getattr(exc, "orig", None) or exc  # the driver's error inside SQLAlchemy's
+    unique = getattr(exc, "sqlstate", None) == "23505" or getattr(
+        exc, "sqlite_errorname", None
+    ) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+    if unique and fast:
+        return _StoredAlready()
+    if unique:
+        return FileProblem(
+            _l(
+                "Another import stored some of these rows while this one ran. Nothing was "
+                "imported from this file: import it again."
+            )
+        )
+    return FileProblem(
+        _l(
+            "The database refused the file's rows (%(error)s). Nothing was imported; please "
+            "send the file to the portal's administrators.",
+            error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        )
+    )
 
 
 # --- the four kinds -------------------------------------------------------------------------
@@ -175,9 +204,11 @@ class Importer:
         self.kind, self.record, self.fast = kind, record, fast
         self.rejections: list[list] = []
         self.touched = stats.Touched(record.id)
+        self.unrated: set[int] = set()  # interactions a survey or evaluation moved away from
         self.writing = True  # until a rejection makes the import's outcome a refusal
         self._positions = {c: i for i, c in enumerate(kind.columns)}
         self._copy = self._copying = None  # PostgreSQL: the fast attempt's open COPY
+        self._copy_info: dict = {}  # and its connection's info, marked while it is open
         self._fill: tuple = ()
         # Every row a fast attempt writes is new, with an id above the largest stored now.
         self.after_id = 0
@@ -204,8 +235,11 @@ class Importer:
             return
         if self.fast:
             self._insert(rows)
-        else:
+            return
+        try:
             self._upsert(batch)
+        except (db.session.get_bind().dialect.dbapi.IntegrityError, IntegrityError) as exc:
+            raise _refusal(exc, fast=False) from None
 
     def _without_repeated_keys(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         kept, seen = [], {}
@@ -285,14 +319,16 @@ class Importer:
                         f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
                     )
                     self._copy = self._copying.__enter__()
+                    self._copy_info = db.session.connection().info
+                    self._copy_info[COPY_OPEN] = True
                     self._copy.set_types([_BINARY_TYPES[type(table.c[n].type)] for n in names])
                 write, fill = self._copy.write_row, self._fill
                 for row in rows:
                     write(row + fill)
             else:
                 _insert_rows(table, self.kind.columns, rows, import_id=self.record.id)
-        except refused:
-            raise _StoredAlready from None
+        except refused as exc:
+            raise _refusal(exc) from None
         self.record.inserted += len(rows)
         self._track(rows)
 
@@ -301,16 +337,18 @@ class Importer:
         if self._copy is None:
             return
         copying, self._copy = self._copying, None
+        self._copy_info.pop(COPY_OPEN, None)
         try:
             copying.__exit__(None, None, None)
-        except db.session.get_bind().dialect.dbapi.IntegrityError:
-            raise _StoredAlready from None
+        except db.session.get_bind().dialect.dbapi.IntegrityError as exc:
+            raise _refusal(exc) from None
 
     def abandon(self) -> None:
         """Cancel an open COPY (the attempt is being given up; its transaction follows)."""
         if self._copy is None:
             return
         copying, self._copy = self._copying, None
+        self._copy_info.pop(COPY_OPEN, None)
         with contextlib.suppress(Exception):
             copying.__exit__(RuntimeError, RuntimeError("import abandoned"), None)
 
@@ -363,6 +401,8 @@ class Importer:
                 unchanged += 1
             if model is Interaction:  # the old times, day and agent change too
                 self.touched.add_rows([old.offered_s], [old.offered_day], {old.agent_id})
+            elif kind.refs and old.interaction_id != row["interaction_id"]:
+                self.unrated.add(old.interaction_id)  # its day loses the rating
             row["id"], row["import_id"] = old.id, import_id
             updates.append(row)
         record = self.record
@@ -377,6 +417,17 @@ class Importer:
         if updates:
             db.session.execute(update(model), updates)
             self._track([tuple(u[c] for c in kind.columns) for u in updates])
+
+
+# PostgreSQL: a statement sent while a COPY is open would wait for the COPY forever (the
+# connection serves one thing at a time). Such a statement is a bug, to fail at once.
+COPY_OPEN = "portal_copy_open"
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _no_statement_during_copy(conn, cursor, statement, *args) -> None:
+    if conn.info.get(COPY_OPEN):
+        raise RuntimeError(f"a statement was sent while an import's COPY is open: {statement}")
 
 
 # A table that grows from empty is re-analyzed on the way, so PostgreSQL keeps using its
@@ -496,7 +547,11 @@ def run_import(
     if connection.dialect.name == "sqlite":
         # Room for a month's source-id index in the page cache while this connection imports
         # (other connections keep the default): a large file's inserts then rarely miss.
+        # Temporary tables (repeats, sums) get as much; portal/db.py resets both when the
+        # connection goes back to the pool.
+        connection.info[IMPORT_CACHE] = True
         connection.exec_driver_sql(f"PRAGMA cache_size = -{IMPORT_CACHE_KB}")
+        connection.exec_driver_sql(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KB}")
     # Rows posted to the API are few: they are looked up at once. A file is first written as
     # if every row were new, and read again carefully if one turns out to be stored already.
     if not isinstance(source, Table) and source.seekable():
@@ -550,7 +605,7 @@ def _attempt(
     # hundred times less often while they are made.
     gc.set_threshold(collecting[0] * 100, *collecting[1:])
     try:
-        parsed = _parse_apart(kind, source, batch_size) or _parse_here(
+        parsed = _parse_apart(kind, source, batch_size, filename) or _parse_here(
             kind, source, batch_size, filename
         )
         record.encoding = parsed.encoding.split(":")[0]
@@ -649,12 +704,14 @@ PARSE_APART_BYTES = 8 << 20
 PIPE_BYTES = 1 << 20
 
 
-def _parse_apart(kind: Kind, source, batch_size: int) -> Parsed | None:
+def _parse_apart(kind: Kind, source, batch_size: int, filename: str) -> Parsed | None:
     """Parse a large CSV file in a worker process (a fresh interpreter: nothing of this
     process is shared), receiving its batches through a pipe. None when the source is not
-    such a file."""
+    such a file (a workbook, by its content or its name, is read here)."""
     path = getattr(source, "name", None)
     if isinstance(source, Table) or not isinstance(path, str) or source.tell() != 0:
+        return None
+    if filename.lower().endswith(".xlsx"):
         return None
     if db.session.get_bind().dialect.name != "sqlite":
         return None
@@ -807,7 +864,7 @@ def _update_derived(importer: Importer) -> None:
     if model is Interaction:
         if touched.lo is None:
             return
-        changed = stats.refresh_repeats(touched.lo, touched.hi, import_id)
+        changed = stats.refresh_repeats(touched.lo, touched.hi, import_id, only_added=importer.fast)
         if importer.fast:  # only new interactions: their sums are added to the days'
             stats.add_to_day_stats(import_id, importer.after_id)
         else:
@@ -816,7 +873,7 @@ def _update_derived(importer: Importer) -> None:
             stats.rebuild_day_stats(*changed)
         return
     if model in (Survey, QaEvaluation):
-        affected = stats.affected_by_ratings(model.__table__, import_id)
+        affected = stats.affected_by_ratings(model.__table__, import_id, importer.unrated)
         if affected:
             stats.rebuild_day_stats(*affected)
     # supplied values are read directly

@@ -49,6 +49,10 @@ INTERACTION_COLUMNS = (
     "resolved",
 )
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
+# Times outside these years are typing mistakes (and some could not even be converted).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+EARLIEST_S = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC).timestamp()
+LATEST_S = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
 BLOCK = 1 << 20  # bytes read at a time
 
 
@@ -232,7 +236,21 @@ def parse_time(raw, tz: ZoneInfo, column: str) -> datetime:
             ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise _out_of_range(column, raw)
     return value.astimezone(UTC)
+
+
+def _out_of_range(column: str, raw) -> RowError:
+    return RowError(
+        _l(
+            "%(column)s '%(value)s' is not a time from %(first)s to %(last)s",
+            column=column,
+            value=str(raw).strip(),
+            first=FIRST_YEAR,
+            last=LAST_YEAR,
+        )
+    )
 
 
 def _seconds_at(raw, tz: ZoneInfo, column: str, fromisoformat=datetime.fromisoformat) -> float:
@@ -244,6 +262,8 @@ def _seconds_at(raw, tz: ZoneInfo, column: str, fromisoformat=datetime.fromisofo
         value = parse_time(raw, tz, column)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise _out_of_range(column, raw)
     return value.timestamp()
 
 
@@ -439,6 +459,8 @@ def interaction_row(v: tuple, ctx: Context, fromisoformat=datetime.fromisoformat
         )
     if ended_s - offered_s > MAX_SECONDS:
         raise RowError(_l("the interaction lasts more than 24 hours"))
+    if not EARLIEST_S <= offered_s < LATEST_S:
+        raise _out_of_range("offered_at", offered)
     queue, customer = str(queue).strip(), str(customer).strip()
     if len(queue) > 64 or len(customer) > 128:
         raise RowError(_l("queue (64) or customer_key (128 characters) is too long"))

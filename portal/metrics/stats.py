@@ -60,6 +60,17 @@ class Touched:
         self.agents |= agents
 
 
+# PostgreSQL: transactions that change repeats or daily sums take this lock first, in turn
+# until they end. Two at once could each build on rows the other is replacing (an import
+# adding to a day a QA release is rebuilding would lose its sums). SQLite has one writer.
+UPKEEP_LOCK = 7_340_001
+
+
+def _one_at_a_time() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPKEEP_LOCK})
+
+
 def _day_range(lo: float, hi: float) -> tuple[date, date]:
     """Local days that surely contain every time from `lo` to `hi` (a day either side, so the
     index on offered_day narrows the scan whatever the time zone)."""
@@ -69,7 +80,7 @@ def _day_range(lo: float, hi: float) -> tuple[date, date]:
 
 
 def refresh_repeats(
-    lo: float, hi: float, import_id: int | None = None
+    lo: float, hi: float, import_id: int | None = None, *, only_added: bool = False
 ) -> tuple[date, date, set[int | None]] | None:
     """Bring `interaction_repeats` up to date after interactions offered from `lo` to `hi`
     (seconds since the epoch; old times of updated rows included) were written.
@@ -77,8 +88,13 @@ def refresh_repeats(
     An answered interaction a has a repeat when another interaction b of the same customer is
     offered with a.ended < b.offered <= a.ended + FCR_WINDOW_HOURS (metrics.md §4). Only rows
     that ended from lo − window to hi + 24 h can change: those of the import, and earlier
-    ones whose window reaches a changed row. Returns the days and agents of rows outside
-    `import_id` whose repeat changed (their daily sums need rebuilding too), or None."""
+    ones whose window reaches a changed row. With `only_added` (the import only inserted
+    rows) no repeat can disappear: the search for lost ones is skipped. Returns the days and
+    agents of rows outside `import_id` whose repeat changed (their daily sums need
+    rebuilding too), or None.
+
+    Every "not among" below is NOT EXISTS, never NOT IN: PostgreSQL can only hash a NOT IN
+    list that fits in work_mem, and otherwise compares each row with the whole list."""
     window = current_app.config["FCR_WINDOW_HOURS"] * 3600.0
     a_lo, a_hi = lo - window, hi + MAX_DURATION
     a_days = _day_range(a_lo - MAX_DURATION, a_hi)
@@ -87,6 +103,7 @@ def refresh_repeats(
     params = {"w": window, "a_lo": a_lo, "a_hi": a_hi, "r_lo": rows_lo, "r_hi": rows_hi}
     params |= {"ad_lo": a_days[0], "ad_hi": a_days[1], "d_lo": days[0], "d_hi": days[1]}
     params["x"] = -1 if import_id is None else import_id
+    _one_at_a_time()
     run = db.session.execute
     for name in ("fcr_new", "fcr_gone"):
         run(text(f"DROP TABLE IF EXISTS {name}"))
@@ -94,40 +111,46 @@ def refresh_repeats(
         _new_repeats_postgresql(params)
     else:
         _new_repeats_sqlite(params)
-    # Candidates that had a repeat and no longer have one.
-    run(
-        text(
-            f"CREATE TEMPORARY TABLE fcr_gone AS SELECT a.id AS interaction_id, {OUTSIDE} "
-            "AS outside FROM interactions a WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi "
-            "AND a.ended_s BETWEEN :a_lo AND :a_hi "
-            "AND a.id IN (SELECT interaction_id FROM interaction_repeats) "
-            "AND a.id NOT IN (SELECT interaction_id FROM fcr_new)"
-        ),
-        params,
-    )
+    stored = "EXISTS (SELECT 1 FROM interaction_repeats r WHERE r.interaction_id = {}.{})"
+    new_is_stored = stored.format("n", "interaction_id")
+    # Rows outside the import whose repeat changed: found now, lost (below) too.
+    changed_ids = f"SELECT interaction_id FROM fcr_new n WHERE outside AND NOT {new_is_stored}"
+    if not only_added:  # candidates that had a repeat and no longer have one
+        run(
+            text(
+                f"CREATE TEMPORARY TABLE fcr_gone AS SELECT a.id AS interaction_id, {OUTSIDE} "
+                "AS outside FROM interactions a WHERE a.offered_day BETWEEN :ad_lo AND :ad_hi "
+                f"AND a.ended_s BETWEEN :a_lo AND :a_hi AND {stored.format('a', 'id')} "
+                "AND NOT EXISTS (SELECT 1 FROM fcr_new n WHERE n.interaction_id = a.id)"
+            ),
+            params,
+        )
+        _analyze("fcr_gone")
+        changed_ids += " UNION ALL SELECT interaction_id FROM fcr_gone WHERE outside"
     # Which days and agents changed outside the import (inside it, every row is rebuilt).
     changed = run(
         text(
-            "SELECT agent_id, MIN(offered_day), MAX(offered_day) FROM interactions WHERE id IN ("
-            "  SELECT interaction_id FROM fcr_new WHERE outside AND interaction_id "
-            "  NOT IN (SELECT interaction_id FROM interaction_repeats)"
-            "  UNION ALL SELECT interaction_id FROM fcr_gone WHERE outside) GROUP BY agent_id"
+            "SELECT agent_id, MIN(offered_day), MAX(offered_day) FROM interactions "
+            f"WHERE id IN ({changed_ids}) GROUP BY agent_id"
         )
     ).all()
-    run(
-        text(
-            "DELETE FROM interaction_repeats "
-            "WHERE interaction_id IN (SELECT interaction_id FROM fcr_gone)"
+    if not only_added:
+        run(
+            text(
+                "DELETE FROM interaction_repeats "
+                "WHERE interaction_id IN (SELECT interaction_id FROM fcr_gone)"
+            )
         )
-    )
+    # Rows of an import that only inserted are new: none of them can be stored already.
+    fresh = "NOT n.outside OR " if only_added else ""
     run(
         text(
-            "INSERT INTO interaction_repeats (interaction_id) SELECT interaction_id FROM fcr_new "
-            "WHERE interaction_id NOT IN (SELECT interaction_id FROM interaction_repeats)"
+            "INSERT INTO interaction_repeats (interaction_id) SELECT n.interaction_id "
+            f"FROM fcr_new n WHERE {fresh}NOT {new_is_stored}"
         )
     )
     for name in ("fcr_new", "fcr_gone"):
-        run(text(f"DROP TABLE {name}"))
+        run(text(f"DROP TABLE IF EXISTS {name}"))
     if not changed:
         return None
     first, last = min(r[1] for r in changed), max(r[2] for r in changed)
@@ -161,7 +184,7 @@ def _new_repeats_postgresql(params: dict) -> None:
         ),
         params,
     )
-    db.session.execute(text("ANALYZE fcr_new"))
+    _analyze("fcr_new")
     db.session.execute(text("RESET work_mem"))
     db.session.execute(text("RESET jit"))
 
@@ -208,19 +231,22 @@ def _new_repeats_sqlite(params: dict) -> None:
     run(text("DROP TABLE temp.fcr_rows"))
 
 
-def _analyze() -> None:
+def _analyze(table: str = "interactions") -> None:
     """Refresh PostgreSQL's statistics after a bulk load, so it plans for the rows that are
     there now rather than for the empty table it last saw."""
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("ANALYZE interactions"))
+        db.session.execute(text(f"ANALYZE {table}"))
 
 
-def affected_by_ratings(table, import_id: int) -> tuple[date, date, set[int | None]] | None:
-    """The days and agents of the interactions rated by a surveys or QA import."""
+def affected_by_ratings(
+    table, import_id: int, unrated: set[int] = frozenset()
+) -> tuple[date, date, set[int | None]] | None:
+    """The days and agents of the interactions rated by a surveys or QA import, and of those
+    (`unrated`) whose survey or evaluation the import moved to another interaction."""
     rated = select(table.c.interaction_id).where(table.c.import_id == import_id)
     rows = db.session.execute(
         select(I.c.agent_id, func.min(I.c.offered_day), func.max(I.c.offered_day))
-        .where(I.c.id.in_(rated))
+        .where(or_(I.c.id.in_(rated), I.c.id.in_(list(unrated))))
         .group_by(I.c.agent_id)
     ).all()
     if not rows:
@@ -347,6 +373,7 @@ def _sums_into(table: str, source) -> None:
 
 def rebuild_day_stats(first: date, last: date, agents: set[int | None] | None = None) -> None:
     """Replace the daily sums of `first`..`last` for `agents` (None: everyone)."""
+    _one_at_a_time()
     db.session.execute(
         delete(DayStats)
         .where(DayStats.day.between(first, last), _agent_filter(DayStats.agent_id, agents))
@@ -372,6 +399,7 @@ def add_to_day_stats(import_id: int, after_id: int) -> None:
     sums. New interactions have no surveys or evaluations yet (those name stored ones), so
     only their own sums and repeats are added; every other interaction's share is unchanged
     (refresh_repeats reports those whose repeat changed, to be rebuilt)."""
+    _one_at_a_time()
     _sums_into(
         "day_stats_add",
         _day_sums(and_(I.c.id > after_id, I.c.import_id == import_id), ratings=False),
@@ -396,6 +424,7 @@ def add_to_day_stats(import_id: int, after_id: int) -> None:
 
 def rebuild_all() -> None:
     """Recompute every derived value, e.g. after changing FCR_WINDOW_HOURS or the thresholds."""
+    _one_at_a_time()
     lo, hi, first, last = db.session.execute(
         select(
             func.min(I.c.offered_s),
