@@ -329,6 +329,29 @@ def test_an_import_waits_while_another_transaction_keeps_the_sums(app, runner, t
     assert _interactions(app) == 1
 
 
+def test_a_file_sent_again_goes_the_careful_way_from_its_first_rows(
+    app, runner, tmp_path, agents, monkeypatch
+):
+    """On PostgreSQL a stored id would otherwise only show when the COPY of the whole file
+    ends: the first rows are looked up before any COPY opens."""
+    from portal.metrics import ingest
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("only PostgreSQL writes through a COPY")
+    monkeypatch.setattr(ingest, "COPY_BATCH", 1)
+    data = HEADER + GOOD + GOOD.replace("g1", "g2") + GOOD.replace("g1", "g3")
+    assert _run(runner, tmp_path, "interactions", data).exit_code == 0
+    copies = []
+    driver_columns = ingest._driver_columns
+    monkeypatch.setattr(
+        ingest, "_driver_columns", lambda *a: copies.append(a) or driver_columns(*a)
+    )
+    again = _run(runner, tmp_path, "interactions", data)
+    assert "inserted: 0  updated: 0  unchanged: 3" in again.output, again.output
+    assert copies == []  # no COPY was opened for the rows sent again
+
+
 def test_blank_rows_are_left_out(app, runner, tmp_path, agents):
     """Spreadsheets export empty lines and rows of bare commas: neither is a row."""
     data = HEADER + GOOD + "\n,,,,,,\n  , ,\n" + GOOD.replace("g1", "g2")

@@ -312,6 +312,13 @@ class Importer:
                 and db.session.get_bind().dialect.name == "postgresql"
             ):
                 if self._copy is None:
+                    # A file sent again shows at its first rows: go the careful way at once,
+                    # rather than after the whole file has gone through the COPY.
+                    first = [row[0] for row in rows]  # their source ids
+                    if db.session.scalar(
+                        select(Interaction.id).where(Interaction.source_id.in_(first)).limit(1)
+                    ):
+                        raise _StoredAlready
                     names, self._fill = _driver_columns(table, self.kind.columns, self.record.id)
                     cursor = db.session.connection().connection.driver_connection.cursor()
                     # Binary: the values need no formatting here nor parsing in the server.
