@@ -114,11 +114,10 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn, record):
-        # An import's larger caches (portal/metrics/ingest.py) end with its use of the
-        # connection: the next user of the pooled connection gets the usual ones.
+        # An import's larger cache (portal/metrics/ingest.py) ends with its use of the
+        # connection: the next user of the pooled connection gets the usual one.
         if record.info.pop(IMPORT_CACHE, False):
             dbapi_conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
-            dbapi_conn.execute("PRAGMA temp.cache_size = -2000")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

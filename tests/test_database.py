@@ -163,14 +163,12 @@ def test_an_imports_larger_page_cache_ends_with_the_import(sqlite, tmp_path, mak
         with path.open("rb") as stream, force_locale("en"):
             record = run_import("interactions", stream, filename="i.csv", door="cli")
             assert pragma("cache_size") == -IMPORT_CACHE_KB
-            assert pragma("temp.cache_size") == -IMPORT_CACHE_KB
             imported = raw()
         assert record.status == "committed"
         db.session.commit()
         db.session.remove()
         assert raw() is imported
         assert pragma("cache_size") == -SQLITE_CACHE_KB
-        assert pragma("temp.cache_size") == -2000
 
 
 def test_a_too_old_sqlite_is_named_at_start(sqlite, monkeypatch):

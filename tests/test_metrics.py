@@ -295,7 +295,7 @@ def test_an_id_twice_in_a_file_is_caught_across_batches(app, runner, tmp_path, m
     path.write_text(header + body, encoding="utf-8")
     refused = runner.invoke(args=["import", "interactions", str(path)])
     assert refused.exit_code == 1
-    assert "Row 5: g1 already appears in an earlier row of this file" in refused.output
+    assert "Row 5: g1 already appears in row 2 of this file" in refused.output
     kept = runner.invoke(args=["import", "interactions", str(path), "--valid-only"])
     assert kept.exit_code == 0
     assert "inserted: 4  updated: 0  unchanged: 0  rejected: 1" in kept.output

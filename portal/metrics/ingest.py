@@ -31,7 +31,21 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Text,
+    any_,
+    bindparam,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import Table as SqlTable
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -209,6 +223,7 @@ class Importer:
         self._positions = {c: i for i, c in enumerate(kind.columns)}
         self._copy = self._copying = None  # PostgreSQL: the fast attempt's open COPY
         self._copy_info: dict = {}  # and its connection's info, marked while it is open
+        self._keys_kept = False  # careful attempts: the file's keys so far, in import_keys
         self._fill: tuple = ()
         # Every row a fast attempt writes is new, with an id above the largest stored now.
         self.after_id = 0
@@ -280,13 +295,9 @@ class Importer:
             resolved.append((number, (row[0], stored, *row[2:])))
         return resolved
 
-    def _duplicate(self, key: str, row: int | None) -> str:
+    def _duplicate(self, key: str, row: int) -> str:
         label = key.split("|")[-1] if self.kind.model is SuppliedValue else key
-        if row is not None:
-            return str(
-                _l("%(key)s already appears in row %(row)s of this file", key=label, row=row)
-            )
-        return str(_l("%(key)s already appears in an earlier row of this file", key=label))
+        return str(_l("%(key)s already appears in row %(row)s of this file", key=label, row=row))
 
     def _track(self, rows: list[tuple]) -> None:
         if self.kind.model is Interaction:
@@ -341,6 +352,7 @@ class Importer:
 
     def finish(self) -> None:
         """End the attempt's COPY, if one is open: the database checks its rows now."""
+        self._forget_keys()
         if self._copy is None:
             return
         copying, self._copy = self._copying, None
@@ -376,23 +388,59 @@ class Importer:
             return {f"{s.agent_id}|{s.period_key}|{s.metric}": s for s in found}
         found = db.session.execute(
             select(model.source_id, *fields).where(
-                model.source_id.in_([r["source_id"] for r in rows])
+                _among(model.source_id, [r["source_id"] for r in rows])
             )
         )
         return {s.source_id: s for s in found}
 
+    def _not_seen_before(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
+        """The rows whose key no earlier batch of this file had (the others are rejected,
+        naming the row that had it first). The keys seen so far are kept in a temporary
+        table, not in memory: a file may have millions."""
+        key_of, run = self.kind.key, db.session.execute
+        if not self._keys_kept:
+            run(text("DROP TABLE IF EXISTS import_keys"))
+            run(
+                text(
+                    "CREATE TEMPORARY TABLE import_keys "
+                    "(source_key TEXT PRIMARY KEY, first_row INTEGER)"
+                )
+            )
+            self._keys_kept = True
+        keys = {key_of(row): number for number, row in batch}
+        seen = dict(
+            run(
+                select(KEYS.c.source_key, KEYS.c.first_row).where(
+                    _among(KEYS.c.source_key, list(keys))
+                )
+            ).all()
+        )
+        if seen:
+            for number, row in batch:
+                if (first := seen.get(key_of(row))) is not None:
+                    self.reject(number, self._duplicate(key_of(row), first))
+            batch = [(number, row) for number, row in batch if key_of(row) not in seen]
+        if new := [(k, n) for k, n in keys.items() if k not in seen]:
+            _insert_rows(KEYS, ("source_key", "first_row"), new)
+        return batch
+
+    def _forget_keys(self) -> None:
+        if self._keys_kept:
+            db.session.execute(text("DROP TABLE IF EXISTS import_keys"))
+            self._keys_kept = False
+
     def _upsert(self, batch: list[tuple[int, tuple]]) -> None:
+        """Look up the batch's stored rows: insert the new ones, update the changed ones, and
+        count the unchanged ones (left as they are: a file sent again writes nothing)."""
         kind, model, import_id = self.kind, self.kind.model, self.record.id
+        batch = self._not_seen_before(batch)
         named = [(number, dict(zip(kind.columns, row, strict=True))) for number, row in batch]
         existing = self._existing([row for _, row in named])
         inserts, updates = [], []
         changed = unchanged = 0
-        for (number, row), (_, values) in zip(named, batch, strict=True):
-            key = kind.key(values)
-            old = existing.get(key)
-            if old is not None and old.import_id == import_id:
-                self.reject(number, self._duplicate(key, None))
-                continue
+        compare = (*kind.compare, "offered_day") if model is Interaction else kind.compare
+        for (_, row), (_, values) in zip(named, batch, strict=True):
+            old = existing.get(kind.key(values))
             if old is None:
                 inserts.append(values)
                 continue
@@ -402,10 +450,10 @@ class Importer:
                 and row["original_score"] == old.original_score
             ):
                 row["score"] = old.score  # changed on appeal, and unchanged at the source
-            if any(_differs(getattr(old, f), row.get(f)) for f in kind.compare):
-                changed += 1
-            else:
+            if not any(_differs(getattr(old, f), row.get(f)) for f in compare):
                 unchanged += 1
+                continue
+            changed += 1
             if model is Interaction:  # the old times, day and agent change too
                 self.touched.add_rows([old.offered_s], [old.offered_day], {old.agent_id})
             elif kind.refs and old.interaction_id != row["interaction_id"]:
@@ -424,6 +472,18 @@ class Importer:
         if updates:
             db.session.execute(update(model), updates)
             self._track([tuple(u[c] for c in kind.columns) for u in updates])
+
+
+# The keys a careful attempt has seen so far (a temporary table of that name).
+KEYS = SqlTable("import_keys", MetaData(), Column("source_key", Text), Column("first_row", Integer))
+
+
+def _among(column, values: list):
+    """column IN values; on PostgreSQL as = ANY of one array, which the server takes in one
+    piece rather than as thousands of parameters."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 # PostgreSQL: a statement sent while a COPY is open would wait for the COPY forever (the
@@ -554,11 +614,9 @@ def run_import(
     if connection.dialect.name == "sqlite":
         # Room for a month's source-id index in the page cache while this connection imports
         # (other connections keep the default): a large file's inserts then rarely miss.
-        # Temporary tables (repeats, sums) get as much; portal/db.py resets both when the
-        # connection goes back to the pool.
+        # portal/db.py gives it back the usual size when the connection returns to the pool.
         connection.info[IMPORT_CACHE] = True
         connection.exec_driver_sql(f"PRAGMA cache_size = -{IMPORT_CACHE_KB}")
-        connection.exec_driver_sql(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KB}")
     # Rows posted to the API are few: they are looked up at once. A file is first written as
     # if every row were new, and read again carefully if one turns out to be stored already.
     if not isinstance(source, Table) and source.seekable():
