@@ -399,7 +399,7 @@ class Importer:
         table, not in memory: a file may have millions."""
         key_of, run = self.kind.key, db.session.execute
         if not self._keys_kept:
-            run(text("DROP TABLE IF EXISTS import_keys"))
+            run(text(f"DROP TABLE IF EXISTS {_temporary('import_keys')}"))
             run(
                 text(
                     "CREATE TEMPORARY TABLE import_keys "
@@ -426,7 +426,7 @@ class Importer:
 
     def _forget_keys(self) -> None:
         if self._keys_kept:
-            db.session.execute(text("DROP TABLE IF EXISTS import_keys"))
+            db.session.execute(text(f"DROP TABLE IF EXISTS {_temporary('import_keys')}"))
             self._keys_kept = False
 
     def _upsert(self, batch: list[tuple[int, tuple]]) -> None:
@@ -476,6 +476,12 @@ class Importer:
 
 # The keys a careful attempt has seen so far (a temporary table of that name).
 KEYS = SqlTable("import_keys", MetaData(), Column("source_key", Text), Column("first_row", Integer))
+
+
+def _temporary(name: str) -> str:
+    """A temporary table's name, qualified so that no ordinary table of that name is meant."""
+    schema = "pg_temp" if db.session.get_bind().dialect.name == "postgresql" else "temp"
+    return f"{schema}.{name}"
 
 
 def _among(column, values: list):
