@@ -375,7 +375,7 @@ class Importer:
         """The stored rows of this batch's keys: plain rows, not ORM objects (fast, never
         stale after the bulk updates of earlier batches)."""
         model = self.kind.model
-        fields = [getattr(model, f) for f in ("id", "import_id", *self.kind.compare)]
+        fields = [getattr(model, f) for f in ("id", *self.kind.compare)]
         if model is Interaction:
             fields.append(model.offered_day)
         if model is SuppliedValue:
