@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.metrics_bench import _flask, generate
+from bench.report import results_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PERIOD_KEY = "2026-11"  # the month metrics_bench.generate fills
@@ -581,15 +582,8 @@ def section(results: list[dict]) -> list[str]:
         "进步标兵 has a previous period. Each close runs on a fresh copy of the same database "
         "and includes loading the fonts, as in a scheduler that has not rendered a PDF yet.",
         "",
-        "| benchmark | result | baseline (same run) | ratio | goal | met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *results_table(results),
     ]
-    for r in results:
-        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        lines.append(
-            f"| {r['name']} | {r['measure']} | {r['baseline']} | {r['ratio']:.2f} | "
-            f"{r['goal']} | {met} |"
-        )
     return lines + ["", *NOTES]
 
 

@@ -27,6 +27,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from bench.report import results_table
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = int(os.environ.get("BENCH_AGENTS", "1000"))
 CLIENTS = 8
@@ -386,15 +388,8 @@ def section(results: list[dict]) -> list[str]:
         "percentiles of all their requests. Ratio = the page's rate ÷ the minimal page's rate "
         "(higher is better).",
         "",
-        "| benchmark | result | baseline (same run) | ratio | goal | met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *results_table(results),
     ]
-    for r in results:
-        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        lines.append(
-            f"| {r['name']} | {r['measure']} | {r['baseline']} | {r['ratio']:.2f} | "
-            f"{r['goal']} | {met} |"
-        )
     closed, _open, home = results
     lines += [
         "",

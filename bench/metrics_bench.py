@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.report import results_table
 from portal.metrics.ingest import INTERACTION_COLUMNS
 from portal.metrics.models import Interaction
 
@@ -437,15 +438,8 @@ def section(results: list[dict]) -> list[str]:
         "Ratio = the portal's time ÷ the baseline's "
         "(lower is better).",
         "",
-        "| benchmark | result | baseline (same run) | ratio | goal | met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *results_table(results),
     ]
-    for r in results:
-        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        lines.append(
-            f"| {r['name']} | {r['measure']} | {r['baseline']} | {r['ratio']:.2f} | "
-            f"{r['goal']} | {met} |"
-        )
     return lines + ["", *NOTES]
 
 

@@ -78,7 +78,7 @@ def _wants_write_lock() -> bool:
 sqlite3.register_adapter(date, date.isoformat)
 
 
-IMPORT_CACHE = "import_cache"  # connection info: set while an import's larger caches are in use
+IMPORT_CACHE = "import_cache"  # connection info: set while an import's larger cache is in use
 
 
 SQLITE_AT_LEAST = (3, 39, 0)  # UPDATE … FROM and IS NOT DISTINCT FROM (daily sums)

@@ -350,21 +350,43 @@ def test_daily_sums_kept_by_imports_equal_a_full_rebuild(scenario, app, runner, 
         db.session.rollback()
 
 
-def test_a_rating_moved_to_another_interaction_leaves_the_old_day(scenario, app, runner, tmp_path):
+def test_a_rating_moved_to_another_interaction_leaves_the_old_day(
+    scenario, app, runner, tmp_path, monkeypatch
+):
     """A survey or evaluation sent again naming another interaction: the day it rated before
-    loses it (B's i4 was rated by s4 and e3; both now rate A's i2)."""
+    loses it (B's i4 was rated by s4 and e3; both now rate A's i2). The old interactions are
+    looked up a few at a time (here one), however many moved."""
     from sqlalchemy import select
 
     from portal.metrics import stats
     from portal.metrics.models import DayStats
 
+    def kept_sums_are_rebuilt_sums() -> bool:
+        def sums():
+            rows = db.session.scalars(select(DayStats))
+            columns = stats.SUM_COLUMNS
+            return sorted(
+                (r.day, r.agent_id or 0, r.queue, *map(r.__getattribute__, columns)) for r in rows
+            )
+
+        with app.app_context():
+            kept = sums()
+            stats.rebuild_all()
+            rebuilt = sums()
+            db.session.rollback()
+        return kept == rebuilt
+
+    monkeypatch.setattr(stats, "IDS_AT_A_TIME", 1)
     _import_text(
         runner,
         tmp_path,
         "survey_id,interaction_id,csat,nps,submitted_at,comment\n"
+        "s3,i3,4,8,2026-11-03T12:00:00+08:00,\n"  # A's i2 → A's i3, three days later
         "s4,i2,2,0,2026-11-05T12:00:00+08:00,\n",
         kind="surveys",
     )
+    assert _export(runner, "agent")["B"]["csat"] == ""  # i6's survey never counted
+    assert kept_sums_are_rebuilt_sums()
     _import_text(
         runner,
         tmp_path,
@@ -374,16 +396,5 @@ def test_a_rating_moved_to_another_interaction_leaves_the_old_day(scenario, app,
         name="qa.csv",
     )
     b = _export(runner, "agent")["B"]
-    assert b["csat"] == b["nps"] == b["qa_score"] == ""  # i6's survey never counted
-    with app.app_context():
-        kept = sorted(
-            (r.day, r.agent_id or 0, r.queue, *(getattr(r, c) for c in stats.SUM_COLUMNS))
-            for r in db.session.scalars(select(DayStats))
-        )
-        stats.rebuild_all()
-        rebuilt = sorted(
-            (r.day, r.agent_id or 0, r.queue, *(getattr(r, c) for c in stats.SUM_COLUMNS))
-            for r in db.session.scalars(select(DayStats))
-        )
-        db.session.rollback()
-    assert kept == rebuilt
+    assert b["csat"] == b["nps"] == b["qa_score"] == ""
+    assert kept_sums_are_rebuilt_sums()

@@ -273,7 +273,7 @@ class Importer:
         found = dict(
             db.session.execute(
                 select(Interaction.source_id, Interaction.id).where(
-                    Interaction.source_id.in_(wanted)
+                    _among(Interaction.source_id, list(wanted))
                 )
             ).all()
         )
@@ -327,7 +327,7 @@ class Importer:
                     # rather than after the whole file has gone through the COPY.
                     first = [row[0] for row in rows]  # their source ids
                     if db.session.scalar(
-                        select(Interaction.id).where(Interaction.source_id.in_(first)).limit(1)
+                        select(Interaction.id).where(_among(Interaction.source_id, first)).limit(1)
                     ):
                         raise _StoredAlready
                     names, self._fill = _driver_columns(table, self.kind.columns, self.record.id)

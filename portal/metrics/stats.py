@@ -238,17 +238,21 @@ def _analyze(table: str = "interactions") -> None:
         db.session.execute(text(f"ANALYZE {table}"))
 
 
+IDS_AT_A_TIME = 5000  # ids named in one statement
+
+
 def affected_by_ratings(
     table, import_id: int, unrated: set[int] = frozenset()
 ) -> tuple[date, date, set[int | None]] | None:
     """The days and agents of the interactions rated by a surveys or QA import, and of those
     (`unrated`) whose survey or evaluation the import moved to another interaction."""
     rated = select(table.c.interaction_id).where(table.c.import_id == import_id)
-    rows = db.session.execute(
-        select(I.c.agent_id, func.min(I.c.offered_day), func.max(I.c.offered_day))
-        .where(or_(I.c.id.in_(rated), I.c.id.in_(list(unrated))))
-        .group_by(I.c.agent_id)
-    ).all()
+    spans = select(I.c.agent_id, func.min(I.c.offered_day), func.max(I.c.offered_day))
+    rows = db.session.execute(spans.where(I.c.id.in_(rated)).group_by(I.c.agent_id)).all()
+    unrated = sorted(unrated)
+    for start in range(0, len(unrated), IDS_AT_A_TIME):  # within SQLite's parameter limit
+        chunk = unrated[start : start + IDS_AT_A_TIME]
+        rows += db.session.execute(spans.where(I.c.id.in_(chunk)).group_by(I.c.agent_id)).all()
     if not rows:
         return None
     return min(r[1] for r in rows), max(r[2] for r in rows), {r[0] for r in rows}
