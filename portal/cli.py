@@ -211,12 +211,13 @@ def metrics_export(period_key: str, level: str, fmt: str) -> None:
 
 @metrics_cli.command("rebuild")
 def metrics_rebuild() -> None:
-    """Recompute FCR repeats and daily sums, e.g. after changing a metric setting."""
+    """Recompute each interaction's local day, FCR repeats and daily sums, e.g. after changing
+    a metric setting or PORTAL_TIMEZONE."""
     from portal.metrics.stats import rebuild_all
 
-    rebuild_all()
+    redated = rebuild_all()
     db.session.commit()
-    click.echo("Metrics recomputed.")
+    click.echo(f"Metrics recomputed; {redated} interaction(s) moved to another day.")
 
 
 def _default_plans() -> None:

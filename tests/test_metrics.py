@@ -398,3 +398,64 @@ def test_a_rating_moved_to_another_interaction_leaves_the_old_day(
     b = _export(runner, "agent")["B"]
     assert b["csat"] == b["nps"] == b["qa_score"] == ""
     assert kept_sums_are_rebuilt_sums()
+
+
+def test_a_rebuild_after_the_time_zone_changed_gives_every_interaction_its_new_day(
+    scenario, app, runner, monkeypatch
+):
+    """Interactions keep their instants; `flask metrics rebuild` after PORTAL_TIMEZONE changed
+    gives each the local day of the new zone, and every metric follows."""
+    from sqlalchemy import select
+
+    monkeypatch.setitem(app.config, "PORTAL_TIMEZONE", "UTC")
+    result = runner.invoke(args=["metrics", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "2 interaction(s) moved to another day" in result.output  # i5 and i10
+    with app.app_context():
+        days = dict(
+            db.session.execute(select(Interaction.source_id, Interaction.offered_day)).all()
+        )
+    assert str(days["i10"]) == "2026-10-31"  # 16:30 UTC; in Shanghai 00:30 the next day
+    assert str(days["i5"]) == "2026-11-07"  # 00:06 in Shanghai, 16:06 the day before in UTC
+    assert str(days["i2"]) == "2026-11-03"  # naive 10:00 in Shanghai: 02:00 UTC, same day
+    assert str(days["i9"]) == "2026-10-31" and str(days["i4"]) == "2026-11-04"
+    assert _export(runner, "agent")["A"]["handled"] == "3"  # i10 is October's now
+    assert _export(runner, "agent", period="2026-10")["A"]["handled"] == "2"  # i9 and i10
+    again = runner.invoke(args=["metrics", "rebuild"])
+    assert "0 interaction(s) moved to another day" in again.output
+
+
+def test_local_days_of_a_rebuild_are_the_importers_across_daylight_saving_changes(
+    app, runner, tmp_path, monkeypatch
+):
+    """Havana skips its midnight on 8 March 2026 (00:00 → 01:00) and has two on 1 November
+    (01:00 → 00:00): times around both, imported there, then re-dated from another zone back
+    to Havana, land on the importer's days."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    monkeypatch.setitem(app.config, "PORTAL_TIMEZONE", "America/Havana")
+    instants = [1772946000 + d for d in (-3601, -1, 0, 1, 3599, 3600)]
+    instants += [1793505600 + d for d in (-1, 0, 3599, 3600, 3601, 89999, 90000)]
+    rows = [
+        f"h{n},phone,Q1,,{datetime.fromtimestamp(s, UTC).isoformat()},,"
+        f"{datetime.fromtimestamp(s + 10, UTC).isoformat()},,,,,"
+        for n, s in enumerate(instants)
+    ]
+    _import_text(runner, tmp_path, INTERACTIONS.splitlines()[0] + "\n" + "\n".join(rows) + "\n")
+
+    def days():
+        with app.app_context():
+            return dict(
+                db.session.execute(select(Interaction.source_id, Interaction.offered_day)).all()
+            )
+
+    imported = days()
+    assert {str(imported["h1"]), str(imported["h2"])} == {"2026-03-07", "2026-03-08"}
+    monkeypatch.setitem(app.config, "PORTAL_TIMEZONE", "Asia/Tokyo")
+    assert runner.invoke(args=["metrics", "rebuild"]).exit_code == 0
+    assert days() != imported
+    monkeypatch.setitem(app.config, "PORTAL_TIMEZONE", "America/Havana")
+    assert runner.invoke(args=["metrics", "rebuild"]).exit_code == 0
+    assert days() == imported

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import (
+    Column,
+    Date,
+    Float,
+    MetaData,
+    Table,
     and_,
     case,
     delete,
@@ -25,6 +31,7 @@ from sqlalchemy import (
     text,
     true,
     union_all,
+    update,
 )
 
 from portal.extensions import db
@@ -426,9 +433,12 @@ def add_to_day_stats(import_id: int, after_id: int) -> None:
     db.session.execute(text("DROP TABLE day_stats_add"))
 
 
-def rebuild_all() -> None:
-    """Recompute every derived value, e.g. after changing FCR_WINDOW_HOURS or the thresholds."""
+def rebuild_all() -> int:
+    """Recompute every derived value, e.g. after changing FCR_WINDOW_HOURS, the thresholds or
+    PORTAL_TIMEZONE (each interaction's local day first); returns how many interactions
+    changed their day."""
     _one_at_a_time()
+    redated = redate_interactions()
     lo, hi, first, last = db.session.execute(
         select(
             func.min(I.c.offered_s),
@@ -442,3 +452,49 @@ def rebuild_all() -> None:
     if lo is not None:
         refresh_repeats(lo, hi)
         rebuild_day_stats(first, last)
+    return redated
+
+
+# Local midnights: the day that starts at each (a temporary table of that name).
+DAY_STARTS = Table(
+    "day_starts",
+    MetaData(),
+    Column("start_s", Float, primary_key=True),
+    Column("day", Date),
+    prefixes=["TEMPORARY"],
+)
+
+
+def redate_interactions() -> int:
+    """Give every interaction the local day of its offered time in PORTAL_TIMEZONE, as the
+    importer does (after the time zone was changed); returns how many rows changed. The
+    zone's midnights over the stored times go into a small table, and each row takes the
+    day of the last midnight before it: the same statement on both databases, and the same
+    days as the importer's (both from Python's zoneinfo)."""
+    lo, hi = db.session.execute(select(func.min(I.c.offered_s), func.max(I.c.offered_s))).one()
+    if lo is None:
+        return 0
+    tz = ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+    day = datetime.fromtimestamp(lo, tz).date()
+    last = datetime.fromtimestamp(hi, tz).date()
+    starts = []
+    while day <= last:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+        starts.append({"start_s": midnight.timestamp(), "day": day})
+        day += timedelta(days=1)
+    connection = db.session.connection()
+    DAY_STARTS.drop(connection, checkfirst=True)
+    DAY_STARTS.create(connection)
+    db.session.execute(DAY_STARTS.insert(), starts)
+    local_day = (
+        select(DAY_STARTS.c.day)
+        .where(DAY_STARTS.c.start_s <= I.c.offered_s)
+        .order_by(DAY_STARTS.c.start_s.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    changed = db.session.execute(
+        update(I).where(I.c.offered_day != local_day).values(offered_day=local_day)
+    ).rowcount
+    DAY_STARTS.drop(connection)
+    return changed
