@@ -63,13 +63,66 @@ def test_files_are_imported_and_filed_with_their_report(app, inbox):
     assert not list((inbox / "interactions" / "processing").iterdir())
 
 
-def test_a_file_claimed_by_another_process_is_skipped(app, inbox):
+def test_a_file_another_process_is_importing_is_left_to_it(app, inbox):
+    import fcntl
+
     from portal.metrics import inbox as inbox_module
 
     path = _drop(inbox / "interactions", "calls.csv", GOOD)
     processing = path.parent / "processing"
     processing.mkdir()
-    os.rename(path, processing / path.name)  # the other scheduler took it first
+    os.rename(path, processing / path.name)
+    with (processing / path.name).open("rb") as other:  # the other scheduler, at work
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with app.app_context():
+            result = inbox_module.import_inbox(datetime.now(UTC))
+            assert result == "0 file(s) imported, 0 refused"
+            assert db.session.scalar(select(func.count(Interaction.id))) == 0
+    assert [p.name for p in processing.iterdir()] == ["calls.csv"]
+
+
+def test_a_file_whose_import_was_interrupted_is_tried_once_more(app, inbox, monkeypatch):
+    """The scheduler stopped while importing (here: interrupted from the keyboard): nothing
+    was stored, the file stayed in processing/ and its lock went with the process. The next
+    run puts it back and imports it."""
+    from portal.metrics import inbox as inbox_module
+
+    _drop(inbox / "interactions", "calls.csv", GOOD)
+    real = inbox_module.run_import
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inbox_module, "run_import", stopped)
+    with app.app_context(), pytest.raises(KeyboardInterrupt):
+        inbox_module.import_inbox(datetime.now(UTC))
+    processing = inbox / "interactions" / "processing"
+    assert [p.name for p in processing.iterdir()] == ["calls.csv"]
+    monkeypatch.setattr(inbox_module, "run_import", real)
     with app.app_context():
-        assert inbox_module.import_inbox(datetime.now(UTC)) == "0 file(s) imported, 0 refused"
-        assert db.session.scalar(select(func.count(Interaction.id))) == 0
+        assert inbox_module.import_inbox(datetime.now(UTC)) == "1 file(s) imported, 0 refused"
+        assert db.session.scalar(select(func.count(Interaction.id))) == 1
+    assert not list(processing.iterdir())  # nor the mark of its interruption
+    done = sorted(p.name.split("-", 2)[-1] for p in (inbox / "interactions" / "done").iterdir())
+    assert done == ["calls.csv", "calls.csv.report.txt"]
+
+
+def test_a_file_interrupted_twice_is_refused_with_a_report(app, inbox, monkeypatch):
+    from portal.metrics import inbox as inbox_module
+
+    _drop(inbox / "interactions", "calls.csv", GOOD)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inbox_module, "run_import", stopped)
+    for _ in range(2):
+        with app.app_context(), pytest.raises(KeyboardInterrupt):
+            inbox_module.import_inbox(datetime.now(UTC))
+    with app.app_context():
+        assert inbox_module.import_inbox(datetime.now(UTC)) == "0 file(s) imported, 1 refused"
+    failed = inbox / "interactions" / "failed"
+    report = next(p for p in failed.iterdir() if p.name.endswith(".report.txt")).read_text()
+    assert "interrupted twice" in report and "Put it back into the inbox" in report
+    assert not list((inbox / "interactions" / "processing").iterdir())
+    assert not [p for p in (inbox / "interactions").iterdir() if p.is_file()]
