@@ -546,6 +546,8 @@ def test_bad_qa_evaluations_are_refused(app, runner, tmp_path, agents, data, mes
     ("row", "message"),
     [
         ("A,2026-13,knowledge_contrib,3", "'2026-13' is not a period key"),
+        ("A,9999-W52,knowledge_contrib,3", "Row 2: period '9999-W52' is not a period key of the"),
+        ("A,1000-01,knowledge_contrib,3", "Row 2: period '1000-01' is not a period key of the"),
         ("A,2026-11,csat,0.9", "metric_code 'csat' is not supplied from outside"),
         ("A,2026-11,brand_sentiment,101", "must be from 0 to 100"),
         ("A,2026-11,soothing_rate,1.5", "must be from 0 to 1"),

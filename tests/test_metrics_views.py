@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from portal.accounts.models import User
@@ -48,6 +49,32 @@ def test_period_change_answers_the_metrics_fragment(app, scenario):  # noqa: F81
     html = response.get_data(as_text=True)
     assert "<html" not in html and 'id="metrics-agent"' in html
     assert client.get(f"/metrics/agents/{_id(app, 'A')}?period=nonsense").status_code == 404
+
+
+@pytest.mark.parametrize("key", ["9999-W52", "9999-12", "9999-Q4", "1999-12", "2100-01"])
+def test_period_keys_outside_the_portals_years_are_refused_not_crashed(
+    app,
+    scenario,  # noqa: F811
+    make_user,
+    runner,
+    key,
+):
+    from portal.accounts.models import Role, Team
+
+    make_user({Role.ADMIN}, agent_no="boss")
+    with app.app_context():
+        team_id = db.session.scalar(select(Team.id).where(Team.name == "一组"))
+    client = app.test_client()
+    login(client, "boss")
+    for url in ("/metrics/me", f"/metrics/teams/{team_id}", "/metrics/center"):
+        response = client.get(f"{url}?period={key}", follow_redirects=True)
+        assert response.status_code == 404, url  # as any other key that names no period
+    result = runner.invoke(args=["metrics", "export", "--period", key])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert result.output.strip().splitlines() == [
+        f"Error: '{key}' is not a period key of the years 2000 to 2099; "
+        "use 2026-11 (month), 2026-W47 (ISO week) or 2026-Q4."
+    ]
 
 
 def test_empty_period_says_there_is_no_data(app, scenario):  # noqa: F811

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 
-from portal.metrics.periods import PeriodKeyError, parse_period
+from portal.metrics.periods import FIRST_YEAR, LAST_YEAR, PeriodKeyError, parse_period
 from portal.textfiles import FileProblem, decode_text
 
 CHANNELS = ("phone", "chat", "email", "social")
@@ -49,8 +49,7 @@ INTERACTION_COLUMNS = (
     "resolved",
 )
 MAX_SECONDS = 24 * 3600  # longer durations are absurd (metrics.md §1)
-# Times outside these years are typing mistakes (and some could not even be converted).
-FIRST_YEAR, LAST_YEAR = 2000, 2099
+# Times outside the portal's years (FIRST_YEAR to LAST_YEAR) are refused like period keys.
 EARLIEST_S = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC).timestamp()
 LATEST_S = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
 BLOCK = 1 << 20  # bytes read at a time
@@ -584,9 +583,11 @@ def metric_value_row(v: tuple, ctx: Context) -> tuple:
     except PeriodKeyError:
         raise RowError(
             _l(
-                "period '%(value)s' is not a period key; use 2026-11 (month), 2026-W47 "
-                "(ISO week) or 2026-Q4",
+                "period '%(value)s' is not a period key of the years %(first)s to %(last)s; "
+                "use 2026-11 (month), 2026-W47 (ISO week) or 2026-Q4",
                 value=period_key,
+                first=FIRST_YEAR,
+                last=LAST_YEAR,
             )
         ) from None
     code = str(code or "").strip()

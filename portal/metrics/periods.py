@@ -8,6 +8,9 @@ from datetime import date, timedelta
 
 MONTHLY, WEEKLY, QUARTERLY = "monthly", "weekly", "quarterly"
 KINDS = (MONTHLY, WEEKLY, QUARTERLY)
+# The years the portal counts in: period keys and imported times outside them are typing
+# mistakes (and some could not even be converted).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 _PATTERNS = {
     MONTHLY: re.compile(r"^(\d{4})-(\d{2})$"),
@@ -43,6 +46,8 @@ def parse_period(key: str) -> Period:
         if not match:
             continue
         year, number = int(match.group(1)), int(match.group(2))
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            break
         try:
             if kind == MONTHLY:
                 first = date(year, number, 1)
@@ -57,7 +62,8 @@ def parse_period(key: str) -> Period:
             break
         return Period(key, kind, first, last)
     raise PeriodKeyError(
-        f"{key!r} is not a period key; use 2026-11 (month), 2026-W47 (ISO week) or 2026-Q4"
+        f"{key!r} is not a period key of the years {FIRST_YEAR} to {LAST_YEAR}; "
+        "use 2026-11 (month), 2026-W47 (ISO week) or 2026-Q4"
     )
 
 
