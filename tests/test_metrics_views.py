@@ -77,6 +77,58 @@ def test_period_keys_outside_the_portals_years_are_refused_not_crashed(
     ]
 
 
+def _team_id(app, name: str = "一组") -> int:
+    from portal.accounts.models import Team
+
+    with app.app_context():
+        return db.session.scalar(select(Team.id).where(Team.name == name))
+
+
+def test_choosing_a_period_swaps_the_date_range_and_picker_with_the_figures(
+    app,
+    scenario,  # noqa: F811
+    make_user,
+):
+    from portal.accounts.models import Role
+
+    make_user({Role.ADMIN}, agent_no="boss")
+    client = app.test_client()
+    login(client, "boss")
+    team = _team_id(app)
+    october = "2026-10-01 至 2026-10-31"
+    for url, target in [
+        (f"/metrics/agents/{_id(app, 'A')}", "metrics-agent"),
+        (f"/metrics/teams/{team}", "metrics-team"),
+        ("/metrics/center", "metrics-center"),
+    ]:
+        # What htmx swaps into the page when the picker changes: the whole block with its id.
+        fragment = client.get(f"{url}?period=2026-10", headers=HX).get_data(as_text=True)
+        assert "<html" not in fragment and f'id="{target}"' in fragment, url
+        assert october in fragment, url  # the range said there changes with the table
+        assert '<option value="2026-10" selected>' in fragment, url
+        # Without htmx the picker is a plain form that reloads the page.
+        page = client.get(f"{url}?period=2026-10").get_data(as_text=True)
+        assert f'<form method="get" class="portal-filters" action="{url}"' in page, url
+
+
+def test_choosing_a_period_on_the_team_page_keeps_the_sort(app, scenario):  # noqa: F811
+    client = app.test_client()
+    login(client, "L1")
+    team = _team_id(app)
+    fragment = client.get(
+        f"/metrics/teams/{team}?period=2026-11&sort=aht&dir=desc", headers=HX
+    ).get_data(as_text=True)
+    picker = re.search(r'<form method="get" class="portal-filters".*?</form>', fragment, re.S)
+    assert '<input type="hidden" name="sort" value="aht">' in picker.group(0)
+    assert '<input type="hidden" name="dir" value="desc">' in picker.group(0)
+    # What the picker then asks for (its form fields) keeps B's 380 s before A's 177.5 s.
+    chosen = client.get(f"/metrics/teams/{team}?sort=aht&dir=desc&period=2026-11", headers=HX)
+    html = chosen.get_data(as_text=True)
+    assert html.index("李娜") < html.index("王芳") and "平均处理时长 ▼" in html
+    plain = client.get(f"/metrics/teams/{team}?period=2026-11", headers=HX).get_data(as_text=True)
+    assert 'type="hidden"' not in plain  # the default order needs nothing kept
+
+
 def test_empty_period_says_there_is_no_data(app, scenario):  # noqa: F811
     client = app.test_client()
     login(client, "C")

@@ -173,6 +173,7 @@ def center_metrics():
     }
     return render(
         "metrics/center.html",
+        "queues",
         queues=queues,
         daily=daily,
         chart=chart,

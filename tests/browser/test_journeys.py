@@ -121,3 +121,38 @@ def test_htmx_action_after_the_session_ended_goes_to_the_login_page(
     finally:
         first.close()
         second.close()
+
+
+def test_choosing_a_period_updates_its_dates_and_keeps_the_team_sort(
+    live_server, page, make_user, make_team
+):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from portal.metrics.periods import period_of
+
+    lead = make_user({Role.TEAM_LEAD}, agent_no="20001", name="周强")
+    team = make_team("一组", leads=[lead])
+    make_user({Role.AGENT}, agent_no="10001", name="吴军", team=team)
+    make_user({Role.AGENT}, agent_no="10002", name="李娜", team=team)
+    this_month = period_of(datetime.now(ZoneInfo("Asia/Shanghai")).date(), "monthly")
+    before = period_of(this_month.first_day - timedelta(days=1), "monthly")
+    dates = f"统计区间 {before.first_day} 至 {before.last_day}"
+
+    _log_in(page, live_server, "20001")
+    page.goto(f"{live_server}/metrics/me")
+    expect(page.get_by_text(f"统计区间 {this_month.first_day}")).to_be_visible()
+    page.select_option("select[name=period]", before.key)
+    expect(page.get_by_text(dates)).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"period={before.key}"))
+
+    page.goto(f"{live_server}/metrics/teams/{team.id}")
+    page.click("#metrics-team th a:text('平均处理时长')")
+    page.click("#metrics-team th a:text('平均处理时长')")
+    expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▼")
+    page.focus("#metrics-team-period")
+    page.select_option("#metrics-team-period", before.key)
+    expect(page.get_by_text(dates)).to_be_visible()
+    expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▼")
+    expect(page).to_have_url(re.compile(rf"sort=aht&dir=desc&period={before.key}"))
+    expect(page.locator("#metrics-team-period")).to_be_focused()  # still there for the keyboard
