@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -21,10 +21,7 @@ MESSAGES = {
         _l("This page does not exist. Check the address or go to the home page."),
     ),
     405: (_l("Not allowed"), _l("This action cannot be done this way. Go back and use the page.")),
-    413: (
-        _l("File too large"),
-        _l("The upload is larger than the portal accepts. Split the file and try again."),
-    ),
+    413: (_l("File too large"), None),  # the message states the limit: _too_large()
     500: (
         _l("Something went wrong"),
         _l(
@@ -49,9 +46,22 @@ def _answer(status: int, title, message):
     return render_template(template, status=status, title=title, message=message), status
 
 
+def _too_large():
+    """What the upload limit is (MAX_UPLOAD_MB) and how larger files get in."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+    return _l(
+        "The upload is larger than the portal accepts (at most %(mb)s MB). Split the file and "
+        "try again, or ask an administrator to import it with 'flask import' or through the "
+        "inbox folder, which take files of any size.",
+        mb=f"{limit:g}",
+    )
+
+
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     title, message = MESSAGES.get(status, (exc.name, exc.description))
+    if status == 413:
+        message = _too_large()
     return _answer(status, title, message)
 
 

@@ -145,12 +145,18 @@ def test_missing_kind_or_file_says_what_to_do(admin):
     assert "请选择文件内容类型并选择要上传的文件" in response.get_data(as_text=True)
 
 
-def test_an_upload_over_the_size_limit_gets_a_clear_message(app, admin):
-    app.config["MAX_CONTENT_LENGTH"] = 1024
+def test_an_upload_over_the_size_limit_states_the_limit_and_what_to_do(app, admin):
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     try:
-        response = _preview(admin, b"x" * 4096)
+        response = _preview(admin, b"x" * (3 * 1024 * 1024))
         assert response.status_code == 413
-        assert "拆分文件" in response.get_data(as_text=True)
+        html = response.get_data(as_text=True)
+        assert "2 MB" in html and "拆分文件" in html
+        assert "flask import" in html and "收件箱文件夹" in html
+        post(admin, "/account/language", {"locale": "en"})
+        html = _preview(admin, b"x" * (3 * 1024 * 1024)).get_data(as_text=True)
+        assert "2 MB" in html and "Split the file" in html
+        assert "flask import" in html and "inbox folder" in html
     finally:
         app.config["MAX_CONTENT_LENGTH"] = 50 * 1024 * 1024
 

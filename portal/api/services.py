@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from portal.accounts.models import User
 from portal.api.models import ApiToken
@@ -15,6 +15,9 @@ from portal.audit.services import record
 from portal.extensions import db
 
 PREFIX = "pt_"
+# A token's last use is written at most once a minute: precise enough for an admin deciding
+# whether a token is still in use, without a write on every request of a busy integration.
+LAST_USE_EVERY = timedelta(minutes=1)
 
 
 class TokenError(Exception):
@@ -65,15 +68,34 @@ def revoke_token(actor: User, token: ApiToken, now: datetime) -> None:
     )
 
 
-def authenticate(header: str | None, now: datetime) -> ApiToken | None:
-    """The live token of an `Authorization: Bearer …` header, marking its use; else None."""
-    if not header or not header.startswith("Bearer "):
+def authenticate(header: str | None) -> ApiToken | None:
+    """The live token of an `Authorization: Bearer …` header (the scheme in any case, as
+    RFC 7235 has it); else None."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
         return None
-    token = db.session.scalar(
+    return db.session.scalar(
         select(ApiToken).where(
-            ApiToken.token_hash == _hash(header[7:].strip()), ApiToken.revoked_at.is_(None)
+            ApiToken.token_hash == _hash(credentials.strip()), ApiToken.revoked_at.is_(None)
         )
     )
-    if token is not None:
-        token.last_used_at = now
-    return token
+
+
+def use_is_due(token: ApiToken, now: datetime) -> bool:
+    """Whether the token's last use, as loaded, is older than LAST_USE_EVERY (or unknown)."""
+    return token.last_used_at is None or now - token.last_used_at >= LAST_USE_EVERY
+
+
+def record_use(token_id: int, now: datetime) -> bool:
+    """Mark the token used at `now` unless another request did within LAST_USE_EVERY (two web
+    processes at once write it once); whether it was written."""
+    written = db.session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return written.rowcount > 0

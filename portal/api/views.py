@@ -9,9 +9,11 @@ from functools import wraps
 from flask import Blueprint, current_app, g, request
 from flask_babel import force_locale
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from portal.api import services
-from portal.db import utcnow
+from portal.api.models import ApiToken
+from portal.db import SQLITE_BUSY_TIMEOUT_MS, utcnow
 from portal.extensions import csrf, db
 from portal.metrics.ingest import json_table, run_import
 from portal.periods.models import PeriodRow
@@ -24,6 +26,9 @@ csrf.exempt(bp)
 
 MAX_ROWS = 10_000
 API_ACCESS = "api-token"
+# SQLite: how long noting a token's use waits for the write lock (an import may hold it for
+# minutes; the request then goes on, and a later one notes the use).
+LAST_USE_WAIT_MS = 500
 
 
 def token_required(view):
@@ -31,14 +36,41 @@ def token_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        token = services.authenticate(request.headers.get("Authorization"), utcnow())
+        token = services.authenticate(request.headers.get("Authorization"))
         if token is None:
             return {"error": "a valid API token is required: Authorization: Bearer <token>"}, 401
+        _record_use(token)
         g.api_token = token
         return view(*args, **kwargs)
 
     wrapper.access = API_ACCESS
     return wrapper
+
+
+def _record_use(token: ApiToken) -> None:
+    """Commit the token's last use before the request's own work: a refused import rolls its
+    transaction back, and reading requests never commit."""
+    now = utcnow()
+    if not services.use_is_due(token, now):
+        return
+    token_id = token.id
+    db.session.commit()  # end the read: on SQLite the update then takes the write lock first
+    connection = db.session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {LAST_USE_WAIT_MS}")
+    try:
+        services.record_use(token_id, now)
+        recorded = True
+    except OperationalError:  # SQLite: an import holds the write lock
+        recorded = False
+    finally:
+        if sqlite:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    if recorded:
+        db.session.commit()
+    else:
+        db.session.rollback()
 
 
 def _import(kind: str):

@@ -711,17 +711,17 @@ def _attempt(
         return _preview(record, importer, kind, parsed.columns, sample, None)
 
     if record.rejected and not valid_only:
-        return _finish_refused(
-            record,
-            importer,
-            str(
-                _l(
-                    "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid "
-                    "rows only.",
-                    n=record.rejected,
-                )
-            ),
-        )
+        if door == "api":  # the API has no "valid rows only"
+            message = _l(
+                "%(n)s row(s) rejected, nothing imported. Fix them and send the rows again.",
+                n=record.rejected,
+            )
+        else:
+            message = _l(
+                "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid rows only.",
+                n=record.rejected,
+            )
+        return _finish_refused(record, importer, str(message))
     _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
@@ -750,6 +750,8 @@ def _parse_here(
     hasher = hashlib.sha256()
     if isinstance(source, Table):
         table, reader = source, None
+        if table.problem is not None:
+            raise FileProblem(table.problem)
     else:
         reader = HashingReader(source, hasher)
         table = open_table(io.BufferedReader(reader, BLOCK), filename)

@@ -69,6 +69,10 @@ class Table:
     rows: Iterator[list]  # each row's values, as read
     number: Callable[[], int]  # the number of the row last read, as a spreadsheet shows it
     blank_rows: bool = True  # rows of nothing but blanks are left out (files, not the API)
+    # Why the table is refused before its header is checked (an API item that is no object).
+    problem: object = None
+    # Values may be lists or objects (the API's): a row holding one in a column read is refused.
+    nested: bool = False
 
 
 def _sniff_encoding(head: bytes) -> str:
@@ -184,29 +188,53 @@ def open_table(stream: io.BufferedReader, filename: str) -> Table:
 def json_table(rows: list, checksum: str) -> Table:
     """Rows posted to the API: a list of objects keyed by the CSV column names."""
     columns = sorted({str(k).strip().lower() for row in rows if isinstance(row, dict) for k in row})
+    # Named before the header is checked: the columns of a list of numbers say nothing useful.
+    other = next((n for n, row in enumerate(rows, start=1) if not isinstance(row, dict)), None)
+    problem = None
+    if other is not None:
+        problem = _l("Item %(n)s is not an object with the columns as keys.", n=other)
 
     current = [0]
 
     def values():
         for current[0], row in enumerate(rows, start=1):
-            if not isinstance(row, dict):
-                raise FileProblem(
-                    _l("Item %(n)s is not an object with the columns as keys.", n=current[0])
-                )
             named = {str(k).strip().lower(): v for k, v in row.items()}
             yield [_json_value(named.get(c)) for c in columns]
 
     # An empty object is refused for its empty columns, as any other bad item.
-    return Table(f"json:{checksum}", columns, values(), lambda: current[0], blank_rows=False)
+    return Table(
+        f"json:{checksum}",
+        columns,
+        values(),
+        lambda: current[0],
+        blank_rows=False,
+        problem=problem,
+        nested=True,
+    )
 
 
 def _json_value(value):
-    """JSON values as a file would hold them: text, with numbers and flags written out."""
+    """JSON values as a file would hold them: text, with numbers and flags written out. Lists
+    and objects are kept as they are, for the row to be refused (parse_batches)."""
     if value is None:
         return ""
     if value is True or value is False:
         return "1" if value else "0"
-    return value if isinstance(value, str) else str(value)
+    return value if isinstance(value, str | list | dict) else str(value)
+
+
+def _refuse_nested(fields: tuple[str, ...], parse: Callable, values, ctx: Context) -> tuple:
+    """Parse a row of the API's, unless a column read holds a list or an object."""
+    for column, value in zip(fields, values, strict=True):
+        if isinstance(value, list | dict):
+            raise RowError(
+                _l(
+                    "%(column)s is a list or an object; give one value (text, number or "
+                    "true/false)",
+                    column=column,
+                )
+            )
+    return parse(values, ctx)
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -697,6 +725,8 @@ def parse_batches(
     # A file whose columns are the layout's, in order, is parsed as read (rows of its width).
     as_read, width = tuple(table.columns) == layout.fields, len(table.columns)
     parse, number_of, skip_blank = layout.parse, table.number, table.blank_rows
+    if table.nested:
+        parse = partial(_refuse_nested, layout.fields, parse)
     rows_read, batch, rejected = 0, [], []
     try:
         for values in table.rows:
