@@ -129,6 +129,53 @@ def test_choosing_a_period_on_the_team_page_keeps_the_sort(app, scenario):  # no
     assert 'type="hidden"' not in plain  # the default order needs nothing kept
 
 
+def _cells(html: str, row_id: str) -> list[str]:
+    row = re.search(rf'<tr id="{row_id}">(.*?)</tr>', html, re.S).group(1)
+    return [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", row, re.S)]
+
+
+def test_lead_sees_every_agent_metric_with_its_sample_and_the_teams_figures(
+    app,
+    scenario,  # noqa: F811
+):
+    from portal.metrics.compute import AGENT_CODES
+
+    client = app.test_client()
+    login(client, "L1")
+    team = _team_id(app)
+    html = client.get(f"/metrics/teams/{team}?period=2026-11").get_data(as_text=True)
+    for code in AGENT_CODES:  # all 15 of metrics.md §4, each sortable
+        assert f"sort={code}&amp;" in html, code
+    a = dict(zip(AGENT_CODES, _cells(html, f"metrics-member-{_id(app, 'A')}")[1:], strict=True))
+    b = dict(zip(AGENT_CODES, _cells(html, f"metrics-member-{_id(app, 'B')}")[1:], strict=True))
+    muted = '<br><small class="portal-muted">'
+    assert a["aht"] == f"178 秒{muted}n=4</small>"  # 177.5 s over 4 contacts
+    assert a["csat"] == f"66.7%{muted}n=3</small>"  # over 3 survey answers
+    assert a["qa_score"] == f"85.0{muted}n=2</small>"
+    assert a["knowledge_contrib"] == f"3{muted}n=1</small>"  # supplied (metrics.md §3)
+    assert b["brand_sentiment"] == f"88.0{muted}n=1</small>"
+    # No source yet, or no data: no value, never 0, and no sample size.
+    assert a["training_completion"] == a["peer_score"] == a["brand_sentiment"] == "—"
+    assert b["knowledge_contrib"] == b["soothing_rate"] == "—"
+    pooled = dict(zip(AGENT_CODES, _cells(html, "metrics-team-pooled")[1:], strict=True))
+    assert pooled["aht"] == f"245 秒{muted}n=6</small>"
+    # The team's own §5 figures: i1-i6 and i10 (i7 and i8 were abandoned in the queue).
+    summary = re.search(r'id="metrics-team-summary">(.*?)</table>', html, re.S).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", summary) == [
+        f"7{muted}n=7</small>",
+        f"85.7%{muted}n=7</small>",
+        f"14.3%{muted}n=7</small>",  # i6 rang at B unanswered
+        f"57.1%{muted}n=7</small>",
+        f"14 秒{muted}n=6</small>",
+    ]
+    # A new column sorts like the others, no value last either way.
+    for direction in ("asc", "desc"):
+        by_sentiment = client.get(
+            f"/metrics/teams/{team}?period=2026-11&sort=brand_sentiment&dir={direction}"
+        ).get_data(as_text=True)
+        assert by_sentiment.index("李娜") < by_sentiment.index("王芳")
+
+
 def test_empty_period_says_there_is_no_data(app, scenario):  # noqa: F811
     client = app.test_client()
     login(client, "C")

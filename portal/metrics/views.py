@@ -28,18 +28,9 @@ from portal.web.htmx import redirect_to, render
 
 bp = Blueprint("metrics", __name__)
 
-TEAM_COLUMNS = (
-    "handled",
-    "aht",
-    "asa",
-    "fcr",
-    "csat",
-    "nps",
-    "qa_score",
-    "transfer_rate",
-    "agent_answer_rate",
-    "resolved_per_hour",
-)
+# A lead sees every §4 metric of each agent, and the team's own §5 figures above them.
+TEAM_COLUMNS = compute.AGENT_CODES
+TEAM_SUMMARY = compute.GROUP_CODES
 CENTER_COLUMNS = ("offered", "answer_rate", "abandon_rate", "service_level", "asa")
 
 
@@ -147,6 +138,7 @@ def team_metrics(team_id: int):
         total=total,
         trends=trends,
         columns=TEAM_COLUMNS,
+        summary=TEAM_SUMMARY,
         sort=sort,
         descending=descending,
         **_context(period),

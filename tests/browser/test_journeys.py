@@ -148,6 +148,7 @@ def test_choosing_a_period_updates_its_dates_and_keeps_the_team_sort(
 
     page.goto(f"{live_server}/metrics/teams/{team.id}")
     page.click("#metrics-team th a:text('平均处理时长')")
+    expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▲")
     page.click("#metrics-team th a:text('平均处理时长')")
     expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▼")
     page.focus("#metrics-team-period")
