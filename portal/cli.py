@@ -155,6 +155,7 @@ def _import_command(kind: str):
     @click.option("--valid-only", is_flag=True, help="Import the valid rows, report the others.")
     def command(path: str, valid_only: bool) -> None:
         from portal.metrics.ingest import report_lines, run_import
+        from portal.metrics.messages import shown
 
         try:
             stream = open(path, "rb")  # noqa: SIM115 - closed below
@@ -174,16 +175,18 @@ def _import_command(kind: str):
                 progress=lambda rows, _: click.echo(f"  {rows} rows read…", err=True),
             )
             db.session.commit()
-        for line in report_lines(record):
-            click.echo(line)
-        for number, reason in record.rejections or []:
-            click.echo(f"Row {number}: {reason}", err=True)
-        if record.rejected > len(record.rejections or []):
-            click.echo(
-                f"… and {record.rejected - len(record.rejections)} more rejected rows.", err=True
-            )
+            for line in report_lines(record):
+                click.echo(line)
+            for number, reason in record.rejections or []:
+                click.echo(f"Row {number}: {shown(reason)}", err=True)
+            if record.rejected > len(record.rejections or []):
+                click.echo(
+                    f"… and {record.rejected - len(record.rejections)} more rejected rows.",
+                    err=True,
+                )
+            message = shown(record.message)
         if record.status != "committed":
-            fail(record.message)
+            fail(message)
 
     command.__doc__ = f"Import {kind} from a CSV or XLSX file (metrics.md)."
     return command

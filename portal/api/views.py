@@ -16,6 +16,7 @@ from portal.api.models import ApiToken
 from portal.db import SQLITE_BUSY_TIMEOUT_MS, utcnow
 from portal.extensions import csrf, db
 from portal.metrics.ingest import json_table, run_import
+from portal.metrics.messages import shown
 from portal.periods.models import PeriodRow
 from portal.periods.results import export_rows
 from portal.periods.services import state
@@ -82,8 +83,10 @@ def _import(kind: str):
     if not rows:
         return {"error": "the list is empty"}, 400
     checksum = hashlib.sha256(request.get_data()).hexdigest()
-    with force_locale("en"):
+    with force_locale("en"):  # the API answers in English; the record keeps message ids
         record = run_import(kind, json_table(rows, checksum), filename="", door="api", actor=None)
+        rejected = [{"row": n, "reason": shown(r)} for n, r in record.rejections or []]
+        error = shown(record.message)
     record.actor_label = f"API token {g.api_token.name}"
     db.session.commit()
     body = {
@@ -93,10 +96,10 @@ def _import(kind: str):
         "inserted": record.inserted,
         "updated": record.updated,
         "unchanged": record.unchanged,
-        "rejected": [{"row": n, "reason": r} for n, r in record.rejections or []],
+        "rejected": rejected,
     }
     if record.status != "committed":
-        body["error"] = record.message
+        body["error"] = error
         return body, 422
     return body, 200
 

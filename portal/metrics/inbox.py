@@ -25,6 +25,7 @@ from flask_babel import force_locale
 
 from portal.extensions import db
 from portal.metrics.ingest import KINDS, report_lines, run_import
+from portal.metrics.messages import shown
 
 SETTLE_SECONDS = 10  # a file unchanged this long is complete
 
@@ -148,10 +149,11 @@ def _import_one(kind: str, claimed: Path, name: str) -> bool:
         db.session.rollback()
         _finish(claimed, "failed", f"{name}: the import failed: {exc}\n")
         return False
-    lines = list(report_lines(record))
-    lines += [f"Row {n}: {reason}" for n, reason in record.rejections or []]
-    if record.message:
-        lines.append(record.message)
+    with force_locale("en"):  # the report is in English; the record keeps message ids
+        lines = list(report_lines(record))
+        lines += [f"Row {n}: {shown(reason)}" for n, reason in record.rejections or []]
+        if record.message:
+            lines.append(shown(record.message))
     ok = record.status == "committed"
     _finish(claimed, "done" if ok else "failed", "\n".join(lines) + "\n")
     return ok

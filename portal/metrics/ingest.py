@@ -31,6 +31,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import (
     Column,
     Integer,
@@ -52,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.accounts.models import User
 from portal.db import IMPORT_CACHE, UTCDateTime, sqlite_utc_text, utcnow
 from portal.extensions import db
-from portal.metrics import stats
+from portal.metrics import messages, stats
 from portal.metrics.models import ImportRecord, Interaction, QaEvaluation, SuppliedValue, Survey
 from portal.metrics.parsing import (
     BLOCK,
@@ -230,10 +231,10 @@ class Importer:
         if fast:
             self.after_id = db.session.scalar(select(func.max(kind.model.id))) or 0
 
-    def reject(self, number: int, reason: str) -> None:
+    def reject(self, number: int, reason: LazyString | str) -> None:
         self.record.rejected += 1
         if len(self.rejections) < KEEP_REJECTIONS:
-            self.rejections.append([number, reason])
+            self.rejections.append([number, messages.stored(reason)])
 
     def write(self, batch: list[tuple[int, tuple]]) -> None:
         kind = self.kind
@@ -283,21 +284,19 @@ class Importer:
             if stored is None:
                 self.reject(
                     number,
-                    str(
-                        _l(
-                            "interaction_id '%(value)s' is not imported yet; import the "
-                            "interactions first",
-                            value=row[1],
-                        )
+                    _l(
+                        "interaction_id '%(value)s' is not imported yet; import the "
+                        "interactions first",
+                        value=row[1],
                     ),
                 )
                 continue
             resolved.append((number, (row[0], stored, *row[2:])))
         return resolved
 
-    def _duplicate(self, key: str, row: int) -> str:
+    def _duplicate(self, key: str, row: int) -> LazyString:
         label = key.split("|")[-1] if self.kind.model is SuppliedValue else key
-        return str(_l("%(key)s already appears in row %(row)s of this file", key=label, row=row))
+        return _l("%(key)s already appears in row %(row)s of this file", key=label, row=row)
 
     def _track(self, rows: list[tuple]) -> None:
         if self.kind.model is Interaction:
@@ -685,7 +684,7 @@ def _attempt(
         for batch, rejected, rows_read, bytes_read in parsed.batches:
             record.rows_read = rows_read
             for number, reason in rejected:
-                importer.reject(number, str(reason))
+                importer.reject(number, reason)
                 if not (valid_only or dry_run):
                     importer.writing = False  # the file will be refused: only check the rest
             if dry_run and len(sample) < PREVIEW_ROWS:
@@ -701,8 +700,8 @@ def _attempt(
     except FileProblem as exc:
         importer.abandon()
         if dry_run:
-            return _preview(record, importer, kind, parsed.columns, sample, str(exc.message))
-        return _finish_refused(record, importer, str(exc.message))
+            return _preview(record, importer, kind, parsed.columns, sample, exc.message)
+        return _finish_refused(record, importer, exc.message)
     finally:
         importer.abandon()
         gc.set_threshold(*collecting)
@@ -721,7 +720,7 @@ def _attempt(
                 "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid rows only.",
                 n=record.rejected,
             )
-        return _finish_refused(record, importer, str(message))
+        return _finish_refused(record, importer, message)
     _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
@@ -872,9 +871,9 @@ class Preview:
     updated: int
     unchanged: int
     rejected: int
-    rejections: list
+    rejections: list  # [row, reason as kept (portal/metrics/messages.py)]
     sample: list[dict]
-    problem: str | None
+    problem: str | dict | None  # as kept
 
     @property
     def importable(self) -> bool:
@@ -897,13 +896,15 @@ def _preview(record, importer, kind: Kind, columns, sample, problem) -> Preview:
         rejected=record.rejected,
         rejections=list(importer.rejections),
         sample=sample,
-        problem=problem,
+        problem=messages.stored(problem),
     )
     db.session.rollback()
     return preview
 
 
-def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> ImportRecord:
+def _finish_refused(
+    record: ImportRecord, importer: Importer, message: LazyString | str
+) -> ImportRecord:
     """Undo every row; keep only the record of what was refused and why."""
     saved = {
         "kind": record.kind,
@@ -923,7 +924,7 @@ def _finish_refused(record: ImportRecord, importer: Importer, message: str) -> I
         **saved,
         status="rejected",
         finished_at=utcnow(),
-        message=message,
+        message=messages.stored(message),
         rejections=importer.rejections,
     )
     db.session.add(refused)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.accounts.models import User
 from portal.db import UTCDateTime, utcnow
 from portal.extensions import db
+from portal.metrics.messages import MessageText
 
 
 class ImportRecord(db.Model):
@@ -59,7 +60,8 @@ class ImportRecord(db.Model):
     # The first rejections (row, reason); `rejected` counts them all.
     rejections: Mapped[list | None] = mapped_column(JSON)
     unknown_columns: Mapped[list | None] = mapped_column(JSON)
-    message: Mapped[str] = mapped_column(Text, default="")
+    # Why it was refused or failed (portal/metrics/messages.py: shown in the reader's language).
+    message: Mapped[str | dict] = mapped_column(MessageText, default="")
 
     actor: Mapped[User | None] = relationship()
 
@@ -278,6 +280,6 @@ class UploadTask(db.Model):
     worker: Mapped[str] = mapped_column(String(120), default="")
     result: Mapped[dict | None] = mapped_column(JSON)  # the preview, ready to show
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
-    error: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | dict] = mapped_column(MessageText, default="")  # as message
 
     user: Mapped[User] = relationship()

@@ -790,15 +790,18 @@ def check_header(layout: Layout, columns: list[str]) -> None:
     duplicated = sorted({c for c in columns if c and columns.count(c) > 1})
     if not (missing or duplicated):
         return
-    problem = []
-    if missing:
-        problem.append(_l("missing column(s): %(columns)s", columns=", ".join(missing)))
-    if duplicated:
-        problem.append(_l("column(s) named twice: %(columns)s", columns=", ".join(duplicated)))
+    # Lazy strings all the way: the message is kept with the import and read in each reader's
+    # language (portal/metrics/messages.py).
+    lacking = _l("missing column(s): %(columns)s", columns=", ".join(missing))
+    twice = _l("column(s) named twice: %(columns)s", columns=", ".join(duplicated))
+    if missing and duplicated:
+        problems = _l("%(first)s; %(second)s", first=lacking, second=twice)
+    else:
+        problems = lacking if missing else twice
     raise FileProblem(
         _l(
             "The header row has %(problems)s. It must name %(required)s (optional: %(optional)s).",
-            problems="; ".join(str(p) for p in problem),
+            problems=problems,
             required=", ".join(layout.required),
             optional=", ".join(layout.optional) or "—",
         )

@@ -15,6 +15,7 @@ from portal.extensions import db
 from portal.jobs import heartbeat_age
 from portal.metrics import uploads
 from portal.metrics.ingest import KINDS
+from portal.metrics.messages import actor_shown, shown
 from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
@@ -57,6 +58,7 @@ def import_list():
         running=running,
         kinds=KIND_LABELS,
         max_mb=_max_mb(),
+        actor=actor_shown,
     )
 
 
@@ -126,6 +128,7 @@ def import_task(task_id: int):
             preview=task.result,
             kind_label=KIND_LABELS[task.kind],
             import_task_id=imported,
+            shown=shown,
         )
     now = utcnow()
     waited = (now - task.created_at).total_seconds()
@@ -149,4 +152,6 @@ def import_detail(import_id: int):
     record = db.session.get(ImportRecord, import_id)
     if record is None:
         abort(404)
-    return render("imports/detail.html", record=record, kinds=KIND_LABELS)
+    return render(
+        "imports/detail.html", record=record, kinds=KIND_LABELS, shown=shown, actor=actor_shown
+    )
