@@ -97,3 +97,36 @@ def test_seed_shows_qa_work_in_progress(app, runner):
             ("10001", "submitted"),
             ("10011", "upheld"),
         ]
+
+
+def test_seeded_activity_never_lies_after_the_seeding_time(app, runner):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from portal.db import utcnow
+    from portal.metrics.models import DayStats, QaEvaluation, Survey
+    from portal.qa.models import Appeal
+
+    result = runner.invoke(args=["demo", "seed", "--activity-days", "6"])
+    assert result.exit_code == 0, result.output
+    now = utcnow()
+    today = datetime.now(ZoneInfo(app.config["PORTAL_TIMEZONE"])).date()
+    with app.app_context():
+        # Customers' calls back, survey answers and evaluations included: none comes from later.
+        assert db.session.scalar(select(func.max(Interaction.ended_s))) <= now.timestamp()
+        assert db.session.scalar(select(func.max(DayStats.day))) < today  # up to yesterday
+        assert db.session.scalar(select(func.max(Survey.submitted_at))) <= now
+        evaluations = db.session.scalars(select(QaEvaluation)).all()
+        assert len(evaluations) > 6  # imported ones besides the portal's own
+        for evaluation in evaluations:
+            assert evaluation.evaluated_at <= now and evaluation.released_at <= now
+            # ...and still after the contact they judge.
+            assert evaluation.evaluated_at.timestamp() >= evaluation.interaction.ended_s
+        for appeal in db.session.scalars(select(Appeal)):
+            assert appeal.submitted_at <= now and (appeal.decided_at or now) <= now
+        answers = db.session.execute(
+            select(Survey.submitted_at, Interaction.ended_s).join(
+                Interaction, Interaction.id == Survey.interaction_id
+            )
+        ).all()
+        assert answers and all(at.timestamp() >= ended for at, ended in answers)

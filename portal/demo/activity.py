@@ -59,8 +59,12 @@ def _iso(moment: datetime) -> str:
 
 
 def generate(agents: list[User], first: date, last: date, tz: ZoneInfo, seed: int = 7):
-    """CSV texts (interactions, surveys, qa, metric values) for `agents` over `first`..`last`."""
+    """CSV texts (interactions, surveys, qa, metric values) for `agents` over `first`..`last`.
+
+    Nothing happens after `last`: a customer's call back, a survey answer or a QA evaluation
+    that would come later has not happened yet, and is left out."""
     rng = random.Random(seed)
+    until = datetime.combine(last + timedelta(days=1), time(0), tz)
     calls = io.StringIO()
     surveys = io.StringIO()
     evaluations = io.StringIO()
@@ -146,48 +150,39 @@ def generate(agents: list[User], first: date, last: date, tz: ZoneInfo, seed: in
                     back = ended + timedelta(hours=rng.uniform(1, 60))
                     b_wait = max(1.0, rng.expovariate(1 / 14))
                     b_talk = max(30.0, rng.gauss(t.handle, 60))
-                    cw.writerow(
-                        [
-                            f"D{seq:07d}",
-                            channel,
-                            queue,
-                            agent.agent_no,
-                            _iso(back),
-                            _iso(back + timedelta(seconds=b_wait)),
-                            _iso(back + timedelta(seconds=b_wait + b_talk)),
-                            20,
-                            0,
-                            customer,
-                            "0",
-                            "1",
-                        ]
-                    )
+                    b_ended = back + timedelta(seconds=b_wait + b_talk)
+                    if b_ended < until:
+                        cw.writerow(
+                            [
+                                f"D{seq:07d}",
+                                channel,
+                                queue,
+                                agent.agent_no,
+                                _iso(back),
+                                _iso(back + timedelta(seconds=b_wait)),
+                                _iso(b_ended),
+                                20,
+                                0,
+                                customer,
+                                "0",
+                                "1",
+                            ]
+                        )
                 if rng.random() < 0.18:
                     happy = rng.random() < t.csat
                     csat = rng.choice([4, 5]) if happy else rng.choice([1, 2, 3])
                     nps = rng.choice([8, 9, 10, 10]) if happy else rng.randint(0, 7)
-                    sw.writerow(
-                        [
-                            f"S{iid}",
-                            iid,
-                            csat,
-                            nps,
-                            _iso(ended + timedelta(hours=2)),
-                            rng.choice(comments),
-                        ]
-                    )
+                    comment = rng.choice(comments)
+                    submitted = ended + timedelta(hours=2)
+                    if submitted < until:
+                        sw.writerow([f"S{iid}", iid, csat, nps, _iso(submitted), comment])
                 if rng.random() < 0.04:
                     score = max(0, min(100, round(rng.gauss(t.qa, 6))))
-                    qw.writerow(
-                        [
-                            f"Q{iid}",
-                            iid,
-                            rng.choice(qa_staff),
-                            score,
-                            _iso(ended + timedelta(days=1)),
-                            "1" if score < 55 and rng.random() < 0.5 else "0",
-                        ]
-                    )
+                    evaluator = rng.choice(qa_staff)
+                    red_line = "1" if score < 55 and rng.random() < 0.5 else "0"
+                    evaluated = ended + timedelta(days=1)
+                    if evaluated < until:
+                        qw.writerow([f"Q{iid}", iid, evaluator, score, _iso(evaluated), red_line])
             day += timedelta(days=1)
         month = date(first.year, first.month, 1)
         while month <= last:
