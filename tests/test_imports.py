@@ -587,6 +587,60 @@ def test_import_record_keeps_file_checksum_and_counts(app, runner, tmp_path, age
         assert (record.rows_read, record.inserted, record.rejected) == (1, 1, 0)
 
 
+REFUSED_FILES = {
+    "rejected rows": (HEADER + GOOD + BAD_INTERACTIONS[3][0].split("\n", 2)[2]).encode(),
+    "header": b"interaction_id,queue,offered_at\nb1,Q1,2026-11-03T09:00:00+08:00\n",
+    "no data rows": HEADER.encode(),
+    # Reading stops at the bad byte, far from the end: the checksum is still the whole file's.
+    "bad byte deep in the file": (
+        HEADER + "".join(GOOD.replace("g1", f"g{n}") for n in range(1, 30_000))
+    ).encode()
+    + b"bad,Q1,A,\xff\xfe,,x\n"
+    + (GOOD * 3000).encode(),
+}
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["here", "parsing-process"])
+@pytest.mark.parametrize("refusal", list(REFUSED_FILES))
+def test_a_refused_file_is_recorded_with_its_checksum(
+    app, runner, tmp_path, agents, monkeypatch, refusal, apart
+):
+    """metrics.md §1: every import leaves a record with its checksum, refusals included."""
+    import hashlib
+
+    from portal.metrics import ingest
+
+    if apart:
+        monkeypatch.setattr(ingest, "PARSE_APART_BYTES", 0)
+    data = REFUSED_FILES[refusal]
+    result = _run(runner, tmp_path, "interactions", data, name="calls.csv")
+    assert result.exit_code == 1, result.output
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.status == "rejected"
+        assert record.checksum == hashlib.sha256(data).hexdigest()
+
+
+def test_an_unreadable_rest_of_a_file_leaves_no_checksum_rather_than_a_wrong_one(app, agents):
+    """A file whose reading failed part-way and whose rest cannot be read: no checksum."""
+    import io
+
+    from flask_babel import force_locale
+
+    from portal.metrics.ingest import run_import
+
+    class Breaking(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > 0:
+                raise OSError("the disk went away")
+            return super().read(size)
+
+    data = (HEADER + GOOD).encode() + b"bad,Q1,A,\xff\xfe,,x\n" + (GOOD * 100_000).encode()
+    with app.app_context(), force_locale("en"):
+        record = run_import("interactions", Breaking(data), filename="x.csv", door="cli")
+        assert record.status == "rejected" and record.checksum == ""
+
+
 def test_bulk_writes_store_exactly_what_the_orm_stores(ctx, make_user):
     """Imports write through the driver for speed; what lands must be what SQLAlchemy itself
     would store, or reads (and metrics) would differ between imported and other rows."""

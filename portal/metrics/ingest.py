@@ -669,14 +669,15 @@ def _attempt(
     if fast:
         postgresql = db.session.get_bind().dialect.name == "postgresql"
         batch_size = COPY_BATCH if postgresql and kind.model is Interaction else FAST_BATCH
-    parsed = Parsed([], iter(()), lambda: "")
+    hasher = hashlib.sha256()  # of the bytes this process reads (a parsing process has its own)
+    parsed = Parsed([], iter(()), partial(_checksum, source, hasher))
     collecting = gc.get_threshold()
     # The cycle collector would walk the millions of rows this makes, in vain: it runs a
     # hundred times less often while they are made.
     gc.set_threshold(collecting[0] * 100, *collecting[1:])
     try:
         parsed = _parse_apart(kind, source, batch_size, filename) or _parse_here(
-            kind, source, batch_size, filename
+            kind, source, batch_size, filename, hasher
         )
         record.encoding = parsed.encoding.split(":")[0]
         known = kind.layout.known
@@ -701,7 +702,9 @@ def _attempt(
         importer.abandon()
         if dry_run:
             return _preview(record, importer, kind, parsed.columns, sample, exc.message)
-        return _finish_refused(record, importer, exc.message)
+        # Reading may have stopped part-way (a bad byte deep in the file): the checksum still
+        # covers the whole file.
+        return _finish_refused(record, importer, exc.message, parsed.checksum())
     finally:
         importer.abandon()
         gc.set_threshold(*collecting)
@@ -720,7 +723,7 @@ def _attempt(
                 "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid rows only.",
                 n=record.rejected,
             )
-        return _finish_refused(record, importer, message)
+        return _finish_refused(record, importer, message, parsed.checksum())
     _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
@@ -744,9 +747,8 @@ class Parsed:
 
 
 def _parse_here(
-    kind: Kind, source: io.BufferedIOBase | Table, batch_size: int, filename: str
+    kind: Kind, source: io.BufferedIOBase | Table, batch_size: int, filename: str, hasher
 ) -> Parsed:
-    hasher = hashlib.sha256()
     if isinstance(source, Table):
         table, reader = source, None
         if table.problem is not None:
@@ -756,16 +758,29 @@ def _parse_here(
         table = open_table(io.BufferedReader(reader, BLOCK), filename)
     check_header(kind.layout, table.columns)
 
-    def checksum() -> str:
-        return table.encoding.split(":")[1] if reader is None else hasher.hexdigest()
-
     def bytes_read() -> int:
         return 0 if reader is None else reader.count
 
     ctx = _context()
     ctx.agents()  # read now: on PostgreSQL the connection may be busy with a COPY later
     batches = parse_batches(kind.layout, table, ctx, batch_size, bytes_read)
+    checksum = partial(_checksum, source, hasher)
     return Parsed(table.columns, batches, checksum, table.encoding)
+
+
+def _checksum(source: io.BufferedIOBase | Table, hasher) -> str:
+    """The SHA-256 of the whole file: `hasher` has the bytes read so far, the rest of the file
+    is read now (nothing is left once it was parsed to its end; a refusal may stop reading
+    part-way). Rows posted to the API carry the checksum of the request's body. Empty when
+    the rest of the file cannot be read: a checksum of part of it would be wrong."""
+    if isinstance(source, Table):
+        return source.encoding.split(":")[1]
+    try:
+        while block := source.read(BLOCK):
+            hasher.update(block)
+    except (OSError, ValueError):
+        return ""
+    return hasher.hexdigest()
 
 
 # On SQLite, files at least this large are parsed by a second process while this one writes:
@@ -846,7 +861,12 @@ def _parse_apart(kind: Kind, source, batch_size: int, filename: str) -> Parsed |
                 return
             yield message[1:]
 
-    return Parsed(columns, batches(), lambda: checksum["sha256"], encoding, close)
+    def whole() -> str:
+        """The worker's checksum once it has read the whole file; else (a refusal stopped it)
+        the file read here, where nothing of it has been read yet."""
+        return checksum.get("sha256") or _checksum(source, hashlib.sha256())
+
+    return Parsed(columns, batches(), whole, encoding, close)
 
 
 def _shown(kind: Kind, row: tuple) -> dict:
@@ -903,13 +923,14 @@ def _preview(record, importer, kind: Kind, columns, sample, problem) -> Preview:
 
 
 def _finish_refused(
-    record: ImportRecord, importer: Importer, message: LazyString | str
+    record: ImportRecord, importer: Importer, message: LazyString | str, checksum: str
 ) -> ImportRecord:
     """Undo every row; keep only the record of what was refused and why."""
     saved = {
         "kind": record.kind,
         "door": record.door,
         "filename": record.filename,
+        "checksum": checksum,
         "actor_id": record.actor_id,
         "actor_label": record.actor_label,
         "started_at": record.started_at,
