@@ -369,6 +369,21 @@ def test_valid_only_imports_the_good_rows(app, runner, tmp_path, agents):
     assert _interactions(app) == 1
 
 
+def test_valid_only_with_no_valid_row_is_refused_with_exit_1(app, runner, tmp_path, agents):
+    """interfaces.md: exit 1 if nothing was imported because of errors."""
+    bad = "b{n},Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
+    data = HEADER + bad.format(n=2) + bad.format(n=3)
+    result = _run(runner, tmp_path, "interactions", data, "--valid-only")
+    assert result.exit_code == 1, result.output
+    assert "Row 2: agent_no 'NOBODY'" in result.output and "Row 3: agent_no" in result.output
+    assert "Error: Every row was rejected (2), so nothing was imported." in result.output
+    assert _interactions(app) == 0
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert (record.status, record.valid_only, record.rejected) == ("rejected", True, 2)
+        assert len(record.rejections) == 2
+
+
 def test_unknown_columns_are_ignored_and_reported(app, runner, tmp_path, agents):
     data = "interaction_id,offered_at,ended_at,skill\nx1,2026-11-03T09:00:00,2026-11-03T09:01:00,售前\n"
     result = _run(runner, tmp_path, "interactions", data)

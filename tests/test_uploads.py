@@ -106,6 +106,35 @@ def test_committing_the_valid_rows_imports_them_and_records_the_upload(app, admi
     assert 'id="imports-follow"' in again and "imports-commit" not in again
 
 
+def test_a_file_without_a_valid_row_offers_no_import(app, admin):
+    only_bad = "\n".join(
+        CSV.splitlines()[:1] + [line for line in CSV.splitlines() if "NOBODY" in line]
+    )
+    html = _preview(admin, (only_bad + "\n").encode()).get_data(as_text=True)
+    assert 'id="imports-nothing-valid"' in html and "没有可导入的行" in html
+    assert "imports-commit" not in html
+
+
+def test_valid_rows_that_became_invalid_before_the_import_are_refused(app, admin):
+    """The preview found valid rows; by the time of the import none is valid any more (here
+    the agent's employee number changed): the import is refused, and says why."""
+    from portal.accounts.models import User
+
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    with app.app_context():
+        db.session.scalar(select(User).where(User.agent_no == "A")).agent_no = "A-2"
+        db.session.commit()
+    done = _commit(admin, token, valid_only="1")
+    assert done.status_code == 302
+    detail = admin.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="imports-outcome"' in detail and "全部 3 行均被拒绝" in detail
+    assert _count(app) == 0
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.status == "rejected" and record.rejected == 3
+
+
 def test_a_clean_file_is_imported_whole(app, admin):
     clean = "\n".join(line for line in CSV.splitlines() if "NOBODY" not in line) + "\n"
     html = _preview(admin, clean.encode("utf-8-sig")).get_data(as_text=True)

@@ -724,6 +724,14 @@ def _attempt(
                 n=record.rejected,
             )
         return _finish_refused(record, importer, message, parsed.checksum())
+    if record.rejected and not (record.inserted + record.updated + record.unchanged):
+        # The valid rows only, and there are none: nothing was imported because of errors.
+        message = _l(
+            "Every row was rejected (%(n)s), so nothing was imported. Fix the rows and import "
+            "the file again.",
+            n=record.rejected,
+        )
+        return _finish_refused(record, importer, message, parsed.checksum())
     _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
