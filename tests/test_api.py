@@ -79,6 +79,17 @@ def test_one_bad_row_refuses_the_whole_request(app, client, token):
     assert _count(app, Interaction) == 0
 
 
+def test_the_rows_refused_are_listed_in_row_order(app, client, token):
+    headers, _ = token
+    bad = {**CALL, "interaction_id": "api-3", "agent_no": "NOBODY"}
+    response = client.post("/api/v1/interactions", json=[CALL, CALL, bad], headers=headers)
+    assert response.status_code == 422
+    assert response.get_json()["rejected"] == [
+        {"row": 2, "reason": "api-1 already appears in row 1 of this file"},
+        {"row": 3, "reason": "agent_no 'NOBODY' is not a known employee number"},
+    ]
+
+
 def test_surveys_need_their_interaction(app, client, token):
     headers, _ = token
     client.post("/api/v1/interactions", json=[CALL], headers=headers)

@@ -384,6 +384,20 @@ def test_valid_only_with_no_valid_row_is_refused_with_exit_1(app, runner, tmp_pa
         assert len(record.rejections) == 2
 
 
+def test_rejections_are_reported_in_row_order(app, runner, tmp_path, agents):
+    """A batch's rejections are found in passes (the parser's, then repeated ids): they are
+    still reported and kept in row order."""
+    nobody = "b4,Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
+    data = HEADER + GOOD + GOOD + nobody + GOOD.replace("g1", "g5")
+    result = _run(runner, tmp_path, "interactions", data, "--valid-only")
+    assert result.exit_code == 0, result.output
+    first = result.output.index("Row 3: g1 already appears in row 2 of this file")
+    assert first < result.output.index("Row 4: agent_no 'NOBODY'")
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert [number for number, _ in record.rejections] == [3, 4]
+
+
 def test_unknown_columns_are_ignored_and_reported(app, runner, tmp_path, agents):
     data = "interaction_id,offered_at,ended_at,skill\nx1,2026-11-03T09:00:00,2026-11-03T09:01:00,售前\n"
     result = _run(runner, tmp_path, "interactions", data)

@@ -106,6 +106,19 @@ def test_committing_the_valid_rows_imports_them_and_records_the_upload(app, admi
     assert 'id="imports-follow"' in again and "imports-commit" not in again
 
 
+def test_the_preview_shows_only_rows_that_would_be_stored_and_rejections_in_row_order(app, admin):
+    lines = CSV.splitlines()
+    # Row 3 repeats row 2's id, row 4 names an unknown agent.
+    data = "\n".join([lines[0], lines[1], lines[1], lines[2], lines[3]]) + "\n"
+    html = _preview(admin, data.encode()).get_data(as_text=True)
+    sample = html.split('id="imports-sample"')[1].split("</table>")[0]
+    shown_rows = re.findall(r"<tr><td>(\d+)</td>", sample)
+    assert shown_rows == ["2", "5"]
+    rejections = html.split('id="imports-rejections"')[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>(\d+)</td>", rejections) == ["3", "4"]
+    assert re.search(r'id="imports-new">2<', html) and re.search(r'id="imports-rejected">2<', html)
+
+
 def test_a_file_without_a_valid_row_offers_no_import(app, admin):
     only_bad = "\n".join(
         CSV.splitlines()[:1] + [line for line in CSV.splitlines() if "NOBODY" in line]

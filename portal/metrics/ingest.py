@@ -217,7 +217,8 @@ class Importer:
 
     def __init__(self, kind: Kind, record: ImportRecord, *, fast: bool):
         self.kind, self.record, self.fast = kind, record, fast
-        self.rejections: list[list] = []
+        self._rejections: list[list] = []  # the first KEEP_REJECTIONS, in row order, as kept
+        self._batch_rejections: list[tuple] = []  # this batch's, in the order found
         self.touched = stats.Touched(record.id)
         self.unrated: set[int] = set()  # interactions a survey or evaluation moved away from
         self.writing = True  # until a rejection makes the import's outcome a refusal
@@ -233,10 +234,25 @@ class Importer:
 
     def reject(self, number: int, reason: LazyString | str) -> None:
         self.record.rejected += 1
-        if len(self.rejections) < KEEP_REJECTIONS:
-            self.rejections.append([number, messages.stored(reason)])
+        # Rows of earlier batches come first: once the list is full, no later row gets in.
+        if len(self._rejections) < KEEP_REJECTIONS:
+            self._batch_rejections.append((number, reason))
 
-    def write(self, batch: list[tuple[int, tuple]]) -> None:
+    @property
+    def rejections(self) -> list[list]:
+        """The rejections kept, in row order: a batch's are found in several passes (the
+        parser's, then interactions not found, then repeated ids), so they are sorted once
+        the batch is done."""
+        if self._batch_rejections:
+            found = sorted(self._batch_rejections, key=_FIRST)[
+                : KEEP_REJECTIONS - len(self._rejections)
+            ]
+            self._rejections += [[number, messages.stored(reason)] for number, reason in found]
+            self._batch_rejections = []
+        return self._rejections
+
+    def write(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
+        """Write a batch; the rows that are (or, once the file is refused, would be) stored."""
         kind = self.kind
         if kind.refs:
             batch = self._resolve(batch)
@@ -248,12 +264,12 @@ class Importer:
             batch = self._without_repeated_keys(batch)
             rows = list(map(_SECOND, batch))
         if not self.writing or not rows:
-            return
+            return batch
         if self.fast:
             self._insert(rows)
-            return
+            return batch
         try:
-            self._upsert(batch)
+            return self._upsert(batch)
         except (db.session.get_bind().dialect.dbapi.IntegrityError, IntegrityError) as exc:
             raise _refusal(exc, fast=False) from None
 
@@ -428,9 +444,10 @@ class Importer:
             db.session.execute(text(f"DROP TABLE IF EXISTS {_temporary('import_keys')}"))
             self._keys_kept = False
 
-    def _upsert(self, batch: list[tuple[int, tuple]]) -> None:
+    def _upsert(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         """Look up the batch's stored rows: insert the new ones, update the changed ones, and
-        count the unchanged ones (left as they are: a file sent again writes nothing)."""
+        count the unchanged ones (left as they are: a file sent again writes nothing). Returns
+        the rows kept: those whose id no earlier row of the file had."""
         kind, model, import_id = self.kind, self.kind.model, self.record.id
         batch = self._not_seen_before(batch)
         named = [(number, dict(zip(kind.columns, row, strict=True))) for number, row in batch]
@@ -471,6 +488,7 @@ class Importer:
         if updates:
             db.session.execute(update(model), updates)
             self._track([tuple(u[c] for c in kind.columns) for u in updates])
+        return batch
 
 
 # The keys a careful attempt has seen so far (a temporary table of that name).
@@ -688,11 +706,9 @@ def _attempt(
                 importer.reject(number, reason)
                 if not (valid_only or dry_run):
                     importer.writing = False  # the file will be refused: only check the rest
+            kept = importer.write(batch)
             if dry_run and len(sample) < PREVIEW_ROWS:
-                sample += [
-                    {"row": n, **_shown(kind, r)} for n, r in batch[: PREVIEW_ROWS - len(sample)]
-                ]
-            importer.write(batch)
+                sample += _sample(kind, batch, kept, PREVIEW_ROWS - len(sample))
             if progress:
                 progress(rows_read, bytes_read)
         if record.rows_read == 0:
@@ -875,6 +891,13 @@ def _parse_apart(kind: Kind, source, batch_size: int, filename: str) -> Parsed |
         return checksum.get("sha256") or _checksum(source, hashlib.sha256())
 
     return Parsed(columns, batches(), whole, encoding, close)
+
+
+def _sample(kind: Kind, batch: list, kept: list, room: int) -> list[dict]:
+    """The first rows of a batch that would be stored (no repeated id, no interaction
+    missing), as read: a survey shows its interaction's id, not the stored one's."""
+    numbers = {number for number, _ in kept[:room]}
+    return [{"row": n, **_shown(kind, r)} for n, r in batch if n in numbers][:room]
 
 
 def _shown(kind: Kind, row: tuple) -> dict:
