@@ -14,6 +14,7 @@ from tests.conftest import login
 from tests.test_plans import SUPPLIED_PLAN
 
 PERIOD = "?period=2026-11"
+HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
@@ -128,6 +129,31 @@ def test_the_heatmap_shows_the_leads_team_and_its_weakest_line(app, world):
     assert _client(app, "A").get(f"/scores/teams/{one.id}/heatmap").status_code == 403
     with app.app_context():
         assert db.session.scalar(select(User.id).where(User.agent_no == "A"))
+
+
+def test_choosing_a_period_swaps_its_dates_and_links_with_the_scores(app, world):
+    people, one, _ = world
+    agent = f"/scores/agents/{people['A'].id}"
+    october = "?period=2026-10"
+    links = [f"{agent}{october}", f"{agent}/explain{october}", f"{agent}/simulate{october}"]
+    links.append(f"/metrics/agents/{people['A'].id}{october}")
+    downloads = [f"/scores/export{october}&amp;format={fmt}" for fmt in ("xlsx", "csv")]
+    screens = [  # what htmx swaps when the picker changes: the block with every period link
+        ("A", agent, "scoring-score", links),
+        ("A", f"{agent}/explain", "scoring-explain", links),
+        ("L", f"/scores/teams/{one.id}/heatmap", "scoring-heatmap", downloads),
+    ]
+    for who, url, target, hrefs in screens:
+        client = _client(app, who)
+        fragment = client.get(url + october, headers=HX).get_data(True)
+        assert "<html" not in fragment and f'<div id="{target}">' in fragment, url
+        assert "2026-10-01 至 2026-10-31" in fragment, url  # the dates change with the figures
+        assert '<option value="2026-10" selected>' in fragment, url
+        for href in hrefs:
+            assert f'href="{href}"' in fragment, (url, href)
+        # Without htmx the picker is a plain form that reloads the page.
+        page = client.get(url + october).get_data(True)
+        assert f'<form method="get" class="portal-filters" action="{url}"' in page, url
 
 
 def test_score_screens_are_chinese_with_no_english_left(app, world):

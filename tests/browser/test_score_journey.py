@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -34,9 +36,22 @@ def test_agent_reads_the_score_its_reasons_and_tries_a_change(app, live_server, 
     expect(page.locator("#scoring-final")).to_have_text("110.00")
     expect(page.locator("#scoring-tier")).to_have_text("×2.0")
 
+    # Another period: its dates, its (empty) score and the links to the other screens follow.
+    page.focus("#scoring-score-period")
+    page.select_option("#scoring-score-period", "2026-10")
+    expect(page.get_by_text("统计区间 2026-10-01 至 2026-10-31")).to_be_visible()
+    expect(page.locator("#scoring-no-data")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"period=2026-10"))
+    expect(page.locator("#scoring-score-period")).to_be_focused()  # still there for the keyboard
     page.click("#scoring-explain-link")
+    expect(page).to_have_url(re.compile(r"/explain\?period=2026-10"))
+    expect(page.get_by_text("统计区间 2026-10-01 至 2026-10-31")).to_be_visible()
+
+    page.select_option("#scoring-explain-period", "2026-11")
+    expect(page.get_by_text("统计区间 2026-11-01 至 2026-11-30")).to_be_visible()
     expect(page.locator("#scoring-weighted")).to_have_text("110.00")
     expect(page.locator("#scoring-gate-open")).to_be_visible()
+    expect(page.locator("#scoring-simulate-link")).to_have_attribute("href", re.compile("2026-11"))
 
     page.click("#scoring-simulate-link")
     page.wait_for_url("**/simulate**")
