@@ -154,7 +154,7 @@ def _import_command(kind: str):
     @click.argument("path")
     @click.option("--valid-only", is_flag=True, help="Import the valid rows, report the others.")
     def command(path: str, valid_only: bool) -> None:
-        from portal.metrics.ingest import report_lines, run_import
+        from portal.metrics.ingest import rejection_lines, report_lines, run_import
         from portal.metrics.messages import shown
 
         try:
@@ -177,13 +177,8 @@ def _import_command(kind: str):
             db.session.commit()
             for line in report_lines(record):
                 click.echo(line)
-            for number, reason in record.rejections or []:
-                click.echo(f"Row {number}: {shown(reason)}", err=True)
-            if record.rejected > len(record.rejections or []):
-                click.echo(
-                    f"… and {record.rejected - len(record.rejections)} more rejected rows.",
-                    err=True,
-                )
+            for line in rejection_lines(record):
+                click.echo(line, err=True)
             message = shown(record.message)
         if record.status != "committed":
             fail(message)

@@ -1,5 +1,6 @@
-"""The import history and the upload pages, read in each reader's language: reasons and
-messages are kept as message ids and translated when shown, whatever door the import came by."""
+"""The import history and the upload pages: read in each reader's language (reasons and
+messages are kept as message ids and translated when shown, whatever door the import came by),
+and every kept rejection reachable a page at a time."""
 
 from __future__ import annotations
 
@@ -116,3 +117,69 @@ def test_records_kept_as_text_before_are_shown_as_they_are(app, admin):
     page = _page(admin, url)
     assert "1 row(s) rejected, nothing imported." in page
     assert "agent_no 'NOBODY' is not a known employee number" in page
+
+
+def _bad_rows(count: int) -> str:
+    header = "interaction_id,agent_no,offered_at,ended_at\n"
+    bad = "b{n},NOBODY,2026-11-03T09:00:00+08:00,2026-11-03T09:01:00+08:00\n"
+    return header + "".join(bad.format(n=n) for n in range(count))
+
+
+def _rows_listed(page: str) -> list[int]:
+    table = page.split('id="imports-rejections"')[1].split("</table>")[0]
+    return [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", table)]
+
+
+def test_every_kept_rejection_is_listed_a_page_at_a_time_and_the_others_counted(
+    app, admin, runner, tmp_path
+):
+    """10,000 rejections are kept, 100 a page; the page says how many more were rejected."""
+    data = _bad_rows(10_050)
+    path = tmp_path / "calls.csv"
+    path.write_text(data, encoding="utf-8")
+    assert runner.invoke(args=["import", "interactions", str(path)]).exit_code == 1
+    url = f"/imports/{_last_record(app)}"
+    first = _page(admin, url)
+    assert _rows_listed(first) == list(range(2, 102))
+    assert "第 1 / 100 页(共 10000 条)" in first and f'href="{url}?page=2"' in first
+    assert "还有 50 行被拒绝" in first
+    last = _page(admin, f"{url}?page=100")
+    assert _rows_listed(last) == list(range(9902, 10_002))
+    assert _rows_listed(_page(admin, f"{url}?page=999")) == list(range(9902, 10_002))
+    preview = _preview(admin, data.encode())
+    listed = unescape(preview.get_data(as_text=True))
+    assert _rows_listed(listed) == list(range(2, 102)) and "还有 50 行被拒绝" in listed
+    second = _page(admin, f"{preview.request.path}?page=2")
+    assert _rows_listed(second) == list(range(102, 202))
+
+
+def test_a_few_rejections_need_no_pages_and_no_note(app, admin):
+    page = unescape(_preview(admin, _bad_rows(3).encode()).get_data(as_text=True))
+    assert _rows_listed(page) == [2, 3, 4]
+    assert "portal-pager" not in page and "imports-rejections-more" not in page
+
+
+def test_the_history_does_not_read_the_rejections(app, admin, runner, tmp_path):
+    """Each record may keep 10,000 rejections: the history's 25 records a page leave them."""
+    from sqlalchemy import event
+
+    path = tmp_path / "calls.csv"
+    path.write_text(_bad_rows(50), encoding="utf-8")
+    for _ in range(3):
+        runner.invoke(args=["import", "interactions", str(path)])
+    with app.app_context():
+        engine = db.engine
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        history = admin.get("/imports")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert history.status_code == 200 and "calls.csv" in history.get_data(as_text=True)
+    # The page's records (the count around them names every column, and reads none).
+    records = [s for s in statements if "FROM imports" in s and "LIMIT" in s]
+    assert records and not [s for s in records if "rejections" in s]

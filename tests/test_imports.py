@@ -398,6 +398,49 @@ def test_rejections_are_reported_in_row_order(app, runner, tmp_path, agents):
         assert [number for number, _ in record.rejections] == [3, 4]
 
 
+def test_the_first_ten_thousand_rejections_are_kept_and_the_others_counted(
+    app, runner, tmp_path, agents
+):
+    bad = "b{n},Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
+    data = HEADER + "".join(bad.format(n=n) for n in range(10_050))
+    result = _run(runner, tmp_path, "interactions", data)
+    assert result.exit_code == 1
+    assert "Row 10001: agent_no 'NOBODY'" in result.output and "Row 10002" not in result.output
+    assert "… and 50 more rejected rows: only the first 10000 are kept." in result.output
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.rejected == 10_050 and len(record.rejections) == 10_000
+        assert [n for n, _ in record.rejections] == list(range(2, 10_002))
+
+
+def test_rejections_kept_across_batches_are_the_first_rows(
+    app, runner, tmp_path, agents, monkeypatch
+):
+    from portal.metrics import ingest
+
+    for name in ("FAST_BATCH", "COPY_BATCH", "BATCH"):
+        monkeypatch.setattr(ingest, name, 2)
+    monkeypatch.setattr(ingest, "KEEP_REJECTIONS", 3)
+    pending = []
+    settle = ingest.Importer.settle
+
+    def watched(importer):
+        pending.append(len(importer._batch_rejections))
+        settle(importer)
+
+    monkeypatch.setattr(ingest.Importer, "settle", watched)
+    bad = "b{n},Q1,NOBODY,2026-11-03T09:00:00+08:00,,2026-11-03T09:01:00+08:00,\n"
+    rows = [GOOD, GOOD, bad.format(n=4), GOOD.replace("g1", "g5"), bad.format(n=6), GOOD]
+    rows += [bad.format(n=n) for n in range(8, 20)]
+    result = _run(runner, tmp_path, "interactions", HEADER + "".join(rows), "--valid-only")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.rejected == 16 and [n for n, _ in record.rejections] == [3, 4, 6]
+    # At most a batch's rejections are held at a time, however many rows a file rejects.
+    assert pending and max(pending) <= 2
+
+
 def test_unknown_columns_are_ignored_and_reported(app, runner, tmp_path, agents):
     data = "interaction_id,offered_at,ended_at,skill\nx1,2026-11-03T09:00:00,2026-11-03T09:01:00,售前\n"
     result = _run(runner, tmp_path, "interactions", data)

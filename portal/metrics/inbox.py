@@ -24,7 +24,7 @@ from flask import current_app
 from flask_babel import force_locale
 
 from portal.extensions import db
-from portal.metrics.ingest import KINDS, report_lines, run_import
+from portal.metrics.ingest import KINDS, rejection_lines, report_lines, run_import
 from portal.metrics.messages import shown
 
 SETTLE_SECONDS = 10  # a file unchanged this long is complete
@@ -151,7 +151,7 @@ def _import_one(kind: str, claimed: Path, name: str) -> bool:
         return False
     with force_locale("en"):  # the report is in English; the record keeps message ids
         lines = list(report_lines(record))
-        lines += [f"Row {n}: {shown(reason)}" for n, reason in record.rejections or []]
+        lines += rejection_lines(record)
         if record.message:
             lines.append(shown(record.message))
     ok = record.status == "committed"

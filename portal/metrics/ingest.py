@@ -72,14 +72,24 @@ from portal.metrics.parsing import (
 )
 from portal.textfiles import FileProblem
 
-__all__ = ["INTERACTION_COLUMNS", "KINDS", "Preview", "json_table", "report_lines", "run_import"]
+__all__ = [
+    "INTERACTION_COLUMNS",
+    "KINDS",
+    "Preview",
+    "json_table",
+    "rejection_lines",
+    "report_lines",
+    "run_import",
+]
 
 BATCH = 2000  # rows looked up and compared at a time
 FAST_BATCH = 10_000  # rows inserted at a time while every row is new
 # PostgreSQL: rows handed to the open COPY at a time. Small enough for the socket's buffer,
 # so the server stores one batch while this process parses the next instead of waiting.
 COPY_BATCH = 1000
-KEEP_REJECTIONS = 1000
+# Rejections kept with an import (the first, in row order; all are counted). As many as the
+# API takes rows a request, so an API refusal lists every row; pages show them 100 at a time.
+KEEP_REJECTIONS = 10_000
 IMPORT_CACHE_KB = 64 * 1024  # SQLite's page cache for an importing connection
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
@@ -238,21 +248,26 @@ class Importer:
         if len(self._rejections) < KEEP_REJECTIONS:
             self._batch_rejections.append((number, reason))
 
-    @property
-    def rejections(self) -> list[list]:
-        """The rejections kept, in row order: a batch's are found in several passes (the
-        parser's, then interactions not found, then repeated ids), so they are sorted once
-        the batch is done."""
+    def settle(self) -> None:
+        """Keep a batch's rejections in row order, once it is done: they are found in several
+        passes (the parser's, then interactions not found, then repeated ids)."""
         if self._batch_rejections:
             found = sorted(self._batch_rejections, key=_FIRST)[
                 : KEEP_REJECTIONS - len(self._rejections)
             ]
             self._rejections += [[number, messages.stored(reason)] for number, reason in found]
             self._batch_rejections = []
+
+    @property
+    def rejections(self) -> list[list]:
+        """The rejections kept, in row order."""
+        self.settle()
         return self._rejections
 
     def write(self, batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         """Write a batch; the rows that are (or, once the file is refused, would be) stored."""
+        if not batch:  # only refused rows
+            return batch
         kind = self.kind
         if kind.refs:
             batch = self._resolve(batch)
@@ -707,6 +722,7 @@ def _attempt(
                 if not (valid_only or dry_run):
                     importer.writing = False  # the file will be refused: only check the rest
             kept = importer.write(batch)
+            importer.settle()
             if dry_run and len(sample) < PREVIEW_ROWS:
                 sample += _sample(kind, batch, kept, PREVIEW_ROWS - len(sample))
             if progress:
@@ -1003,6 +1019,19 @@ def _update_derived(importer: Importer) -> None:
         if affected:
             stats.rebuild_day_stats(*affected)
     # supplied values are read directly
+
+
+def rejection_lines(record: ImportRecord) -> Iterable[str]:
+    """The rejections kept, as text lines in the current language, and how many more there
+    were (CLI, inbox reports)."""
+    kept = record.rejections or []
+    for number, reason in kept:
+        yield f"Row {number}: {messages.shown(reason)}"
+    if record.rejected > len(kept):
+        yield (
+            f"… and {record.rejected - len(kept)} more rejected rows: only the first "
+            f"{KEEP_REJECTIONS} are kept. Fix these and import the file again to see the others."
+        )
 
 
 def report_lines(record: ImportRecord) -> Iterable[str]:

@@ -57,8 +57,9 @@ class ImportRecord(db.Model):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
-    # The first rejections (row, reason); `rejected` counts them all.
-    rejections: Mapped[list | None] = mapped_column(JSON)
+    # The first rejections (row, reason as kept by portal/metrics/messages.py), in row order;
+    # `rejected` counts them all. Up to 10,000: read only when asked for (not by the history).
+    rejections: Mapped[list | None] = mapped_column(JSON, deferred=True)
     unknown_columns: Mapped[list | None] = mapped_column(JSON)
     # Why it was refused or failed (portal/metrics/messages.py: shown in the reader's language).
     message: Mapped[str | dict] = mapped_column(MessageText, default="")

@@ -742,9 +742,14 @@ def parse_batches(
                 batch.append((number, parse(values, ctx)))
             except RowError as exc:
                 rejected.append((number, exc.args[0]))
-            if len(batch) >= size:
-                yield batch, rejected, rows_read, bytes_read()
-                batch, rejected = [], []
+                # Refused rows come in batches too: a file of millions of them is not held.
+                if len(rejected) < size:
+                    continue
+            else:
+                if len(batch) < size:
+                    continue
+            yield batch, rejected, rows_read, bytes_read()
+            batch, rejected = [], []
     except csv.Error as exc:
         raise FileProblem(
             _l("Row %(row)s is not valid CSV: %(error)s", row=number_of(), error=str(exc))

@@ -3,6 +3,9 @@ the scheduler runs while the page shows its progress; and the import history."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from flask import Blueprint, abort, current_app, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -14,7 +17,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import heartbeat_age
 from portal.metrics import uploads
-from portal.metrics.ingest import KINDS
+from portal.metrics.ingest import KEEP_REJECTIONS, KINDS
 from portal.metrics.messages import actor_shown, shown
 from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.auth import require
@@ -30,6 +33,53 @@ KIND_LABELS = {
 }
 # A queued task not picked up within this many seconds means no scheduler is running.
 SCHEDULER_EXPECTED_SECONDS = 90
+REJECTIONS_PER_PAGE = 100
+
+
+@dataclass
+class Rejections:
+    """One page of the rejections an import kept (at most KEEP_REJECTIONS), with what the
+    pager macro reads, and how many more were rejected than kept."""
+
+    items: list
+    page: int
+    total: int  # kept
+    rejected: int  # in all
+    kept_at_most: int = KEEP_REJECTIONS
+    per_page: int = REJECTIONS_PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+    @property
+    def more(self) -> int:
+        """Rejected rows not kept, so listed nowhere."""
+        return max(0, self.rejected - self.total)
+
+
+def _rejections(kept: list | None, rejected: int) -> Rejections:
+    kept = kept or []
+    pages = max(1, math.ceil(len(kept) / REJECTIONS_PER_PAGE))
+    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    start = (page - 1) * REJECTIONS_PER_PAGE
+    return Rejections(kept[start : start + REJECTIONS_PER_PAGE], page, len(kept), rejected)
 
 
 def _max_mb() -> int:
@@ -126,6 +176,7 @@ def import_task(task_id: int):
             "imports/preview.html",
             task=task,
             preview=task.result,
+            rejections=_rejections(task.result["rejections"], task.result["rejected"]),
             kind_label=KIND_LABELS[task.kind],
             import_task_id=imported,
             shown=shown,
@@ -153,5 +204,10 @@ def import_detail(import_id: int):
     if record is None:
         abort(404)
     return render(
-        "imports/detail.html", record=record, kinds=KIND_LABELS, shown=shown, actor=actor_shown
+        "imports/detail.html",
+        record=record,
+        kinds=KIND_LABELS,
+        rejections=_rejections(record.rejections, record.rejected),
+        shown=shown,
+        actor=actor_shown,
     )
