@@ -293,6 +293,98 @@ def test_a_task_whose_process_died_says_so_and_is_released(app, admin):
         assert db.session.get(UploadTask, task_id).status == "failed"
 
 
+def _failing_import(monkeypatch, error: Exception) -> None:
+    """The import's writing fails with `error` (a bug, or the database)."""
+    from portal.metrics import ingest
+
+    def fail(self, batch):
+        raise error
+
+    monkeypatch.setattr(ingest.Importer, "write", fail)
+
+
+def test_a_failed_import_says_what_to_do_and_leaves_a_failed_record(app, admin, monkeypatch):
+    import hashlib
+
+    data = CSV.encode()
+    html = _preview(admin, data).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    _failing_import(monkeypatch, RuntimeError("KeyError in _upsert: internal detail"))
+    page = _commit(admin, token, valid_only="1")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    task_id = _task_id(app, token, "import")
+    assert 'id="imports-task-failed"' in html
+    assert "意外错误" in html and f"上传任务 {task_id}" in html
+    assert "internal detail" not in html and "Traceback" not in html
+    assert _count(app) == 0
+    with app.app_context():
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert (record.status, record.door, record.filename) == ("failed", "upload", "calls.csv")
+        assert record.checksum == hashlib.sha256(data).hexdigest() and record.valid_only
+        assert record.actor_label.startswith("admin")
+    assert f'href="/imports/{record.id}"' in html
+    history = admin.get("/imports").get_data(as_text=True)
+    assert "失败" in history
+    detail = admin.get(f"/imports/{record.id}").get_data(as_text=True)
+    assert 'id="imports-outcome"' in detail and "意外错误" in detail
+    post(admin, "/account/language", {"locale": "en"})
+    english = admin.get(f"/imports/tasks/{task_id}").get_data(as_text=True)
+    assert "An unexpected error stopped this, so nothing was stored." in english
+
+
+def test_a_database_too_busy_is_named_as_such(app, admin, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    _failing_import(monkeypatch, OperationalError("INSERT …", {}, Exception("database is locked")))
+    html = _commit(admin, token, valid_only="1").get_data(as_text=True)
+    assert "数据库" in html and "忙" in html and "database is locked" not in html
+
+
+def test_a_check_whose_file_is_gone_says_to_upload_again_and_leaves_no_record(app, admin):
+    from pathlib import Path
+
+    queued = _queue(admin, CSV.encode())
+    for path in (Path(app.instance_path) / "uploads").glob("*.upload"):
+        path.unlink()
+    _run_tasks(app)
+    html = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert 'id="imports-task-failed"' in html and "已不在" in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ImportRecord.id))) == 0
+
+
+def test_an_interrupted_import_leaves_a_failed_record(app, admin):
+    from datetime import timedelta
+
+    from portal.db import utcnow
+    from portal.metrics.uploads import run_upload_tasks
+
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    queued = post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    task_id = _task_id(app, token, "import")
+    with app.app_context():
+        task = db.session.get(UploadTask, task_id)
+        task.status, task.started_at = "running", utcnow() - timedelta(minutes=10)
+        db.session.commit()
+        assert run_upload_tasks().endswith("1 interrupted")
+        record = db.session.scalars(select(ImportRecord)).one()
+        assert record.status == "failed" and db.session.get(UploadTask, task_id).import_id
+    html = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert "停止" in html and 'id="imports-task-record"' in html
+
+
+def test_the_task_page_gives_the_size_in_the_readers_language(app, admin):
+    queued = _queue(admin, b"interaction_id,offered_at,ended_at\n")
+    assert "35 字节" in admin.get(queued.headers["Location"]).get_data(as_text=True)
+    post(admin, "/account/language", {"locale": "en"})
+    html = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert "35 bytes" in html and "Bytes" not in html
+
+
 def test_a_task_nobody_picks_up_says_to_start_the_scheduler(app, admin):
     from datetime import timedelta
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, current_app, request, url_for
-from flask_babel import get_locale
+from flask_babel import format_decimal, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
@@ -72,6 +72,15 @@ class Rejections:
     def more(self) -> int:
         """Rejected rows not kept, so listed nowhere."""
         return max(0, self.rejected - self.total)
+
+
+def file_size(size: int) -> str:
+    """A file's size in the current language (Jinja's filesizeformat writes English)."""
+    if size < 1024:
+        return gettext("%(n)s bytes", n=format_decimal(size))
+    if size < 1024 * 1024:
+        return gettext("%(n)s KB", n=format_decimal(round(size / 1024, 1)))
+    return gettext("%(n)s MB", n=format_decimal(round(size / (1024 * 1024), 1)))
 
 
 def _rejections(kept: list | None, rejected: int) -> Rejections:
@@ -188,6 +197,9 @@ def import_task(task_id: int):
         "imports/task.html",
         "status",
         task=task,
+        size=file_size(task.size_bytes),
+        # Tasks that failed before their errors were kept as messages: their text was technical.
+        error=shown(task.error) if isinstance(task.error, dict) else None,
         progress=uploads.progress(task),
         kind_label=KIND_LABELS[task.kind],
         no_scheduler=task.status == "queued"

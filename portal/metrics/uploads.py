@@ -8,6 +8,7 @@ SQLite's write lock, so progress cannot go through the database while it runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -17,14 +18,16 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal.accounts.models import User
 from portal.db import utcnow
 from portal.extensions import db
+from portal.metrics import messages
 from portal.metrics.ingest import Preview, run_import
-from portal.metrics.models import UploadTask
+from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.filters import local_datetime
 
 # Parsed fields that name a user: shown as the employee number.
@@ -33,6 +36,20 @@ HIDDEN_FIELDS = ("offered_s", "ended_s", "offered_day", "_interaction", "origina
 # A running task whose progress file has not moved for this long belongs to a dead process.
 STALE_AFTER = timedelta(minutes=5)
 KEEP_TASKS = timedelta(days=7)
+
+# Why a task failed, in words the uploader can act on (the details go to the log).
+FILE_GONE = _l(
+    "The uploaded file is no longer there (files not imported within a day are deleted). "
+    "Upload it again."
+)
+INTERRUPTED = _l(
+    "The scheduler process working on this stopped before it finished (was it restarted?), so "
+    "nothing was stored. Upload the file again."
+)
+DATABASE_BUSY = _l(
+    "The database stayed busy with other changes for too long, so nothing was stored. Try again "
+    "in a while; import large files outside office hours."
+)
 
 
 class UploadError(ValueError):
@@ -178,17 +195,13 @@ def run_task(task: UploadTask) -> None:
             if isinstance(outcome, Preview):
                 task.result = _preview_result(outcome)
     except FileNotFoundError:
-        task = db.session.get(UploadTask, task.id)
-        task.status, task.error = "failed", "The uploaded file is no longer there."
-        task.finished_at = utcnow()
+        _failed(db.session.get(UploadTask, task.id), FILE_GONE, utcnow(), started=False)
         db.session.commit()
         return
-    except Exception as exc:  # recorded on the task, shown on its page
+    except Exception as exc:  # the uploader reads what to do; the log has the details
         current_app.logger.exception("upload task %s failed", task.id)
         db.session.rollback()
-        task = db.session.get(UploadTask, task.id)
-        task.status, task.error = "failed", str(exc)[:2000]
-        task.finished_at = utcnow()
+        _failed(db.session.get(UploadTask, task.id), _failure(exc, task.id), utcnow())
         db.session.commit()
         return
     if not isinstance(outcome, Preview):
@@ -200,13 +213,63 @@ def run_task(task: UploadTask) -> None:
         path.unlink(missing_ok=True)
 
 
+def _failure(exc: Exception, task_id: int):
+    """What the uploader is told about an error that stopped their task."""
+    if isinstance(exc, OperationalError) and "locked" in str(exc):  # SQLite's write lock
+        return DATABASE_BUSY
+    return _l(
+        "An unexpected error stopped this, so nothing was stored. Try again; if it happens "
+        "again, tell the portal's administrators (the details are in the scheduler's log, "
+        "upload task %(id)s).",
+        id=task_id,
+    )
+
+
+def _failed(task: UploadTask, message, now: datetime, *, started: bool = True) -> None:
+    """Mark a task failed, with what to tell the uploader. An import that had started leaves
+    a failed import record (its rows were rolled back): what it was, and why."""
+    task.status, task.finished_at = "failed", now
+    task.error = messages.stored(message)
+    if started and task.action == "import":
+        path = file_of(task)
+        record = ImportRecord(
+            kind=task.kind,
+            door="upload",
+            filename=task.filename,
+            checksum=_checksum(path),
+            actor_id=task.user_id,
+            actor_label=f"{task.user.agent_no} {task.user.name}",
+            started_at=task.started_at or now,
+            finished_at=now,
+            status="failed",
+            valid_only=task.valid_only,
+            rows_read=progress(task)["rows"],
+            message=messages.stored(message),
+        )
+        db.session.add(record)
+        db.session.flush()
+        task.import_id = record.id
+    _progress_path(task).unlink(missing_ok=True)
+
+
+def _checksum(path: Path) -> str:
+    """The SHA-256 of a stored upload; empty when it cannot be read any more."""
+    hasher = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                hasher.update(block)
+    except OSError:
+        return ""
+    return hasher.hexdigest()
+
+
 def _fail_stale(now: datetime) -> int:
     """Mark running tasks whose process died as failed (their import rolled back with it)."""
     stale = 0
     for task in db.session.scalars(select(UploadTask).where(UploadTask.status == "running")):
         if is_stale(task, now):
-            task.status, task.finished_at = "failed", now
-            task.error = "interrupted: the process running it stopped"
+            _failed(task, INTERRUPTED, now)
             stale += 1
     db.session.commit()
     return stale
