@@ -119,6 +119,50 @@ def test_the_preview_shows_only_rows_that_would_be_stored_and_rejections_in_row_
     assert re.search(r'id="imports-new">2<', html) and re.search(r'id="imports-rejected">2<', html)
 
 
+def _sample(html: str) -> tuple[list[str], list[list[str]]]:
+    table = html.split('id="imports-sample"')[1].split("</table>")[0]
+    head = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th>(.*?)</th>", table)]
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(<td>.*?)</tr>", table)]
+    return head, rows
+
+
+def test_the_previews_first_rows_are_headed_by_the_files_columns(app, admin):
+    """As the rest of the page names them (columns found, missing, unknown), in metrics.md's
+    order; values as they will be stored (times in local time, defaults filled in)."""
+    head, rows = _sample(_preview(admin, CSV.encode()).get_data(as_text=True))
+    assert head == [
+        "行",
+        "interaction_id",
+        "channel",
+        "queue",
+        "agent_no",
+        "offered_at",
+        "answered_at",
+        "ended_at",
+        "wrap_seconds",
+        "hold_seconds",
+        "customer_key",
+        "transferred",
+        "resolved",
+    ]
+    assert rows[0][:8] == ["2", "u1", "phone", "售后热线", "A"] + [
+        "2026-11-03 09:00:00",
+        "2026-11-03 09:00:10",
+        "2026-11-03 09:05:10",
+    ]
+    surveys = "survey_id,interaction_id,csat,submitted_at\ns1,u1,5,2026-11-03T12:00:00\n"
+    _commit_all(admin, CSV)
+    head, rows = _sample(_preview(admin, surveys.encode(), "surveys").get_data(as_text=True))
+    assert head == ["行", "survey_id", "interaction_id", "csat", "nps", "submitted_at", "comment"]
+    assert rows == [["2", "s1", "u1", "5", "—", "2026-11-03 12:00:00", ""]]
+
+
+def _commit_all(client, text: str) -> None:
+    html = _preview(client, text.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    assert _commit(client, token, valid_only="1").status_code == 302
+
+
 def test_a_file_without_a_valid_row_offers_no_import(app, admin):
     only_bad = "\n".join(
         CSV.splitlines()[:1] + [line for line in CSV.splitlines() if "NOBODY" in line]

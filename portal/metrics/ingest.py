@@ -138,6 +138,9 @@ class Kind:
     key: Callable[[tuple], str] = itemgetter(0)  # what makes a row the same record
     refs: bool = False  # column 1 names an interaction by its source id
     shown: Callable[[dict], dict] | None = None  # a parsed row as the preview shows it
+    # The preview's columns: the file's, in the order of metrics.md, each with the field it
+    # shows (as stored; times rather than their seconds).
+    sample: tuple[tuple[str, str], ...] = ()
 
 
 INTERACTION_STORED = (
@@ -165,6 +168,20 @@ KINDS = {
         columns=INTERACTION_STORED,
         compare=tuple(c for c in INTERACTION_STORED if c not in ("source_id", "offered_day")),
         shown=interaction_shown,
+        sample=(
+            ("interaction_id", "source_id"),
+            ("channel", "channel"),
+            ("queue", "queue"),
+            ("agent_no", "agent_id"),
+            ("offered_at", "offered_at"),
+            ("answered_at", "answered_at"),
+            ("ended_at", "ended_at"),
+            ("wrap_seconds", "wrap_s"),
+            ("hold_seconds", "hold_s"),
+            ("customer_key", "customer_key"),
+            ("transferred", "transferred"),
+            ("resolved", "resolved"),
+        ),
     ),
     "surveys": Kind(
         "surveys",
@@ -173,6 +190,14 @@ KINDS = {
         columns=("source_id", "interaction_id", "csat", "nps", "submitted_at", "comment"),
         compare=("interaction_id", "csat", "nps", "submitted_at", "comment"),
         refs=True,
+        sample=(
+            ("survey_id", "source_id"),
+            ("interaction_id", "interaction_id"),
+            ("csat", "csat"),
+            ("nps", "nps"),
+            ("submitted_at", "submitted_at"),
+            ("comment", "comment"),
+        ),
     ),
     "qa": Kind(
         "qa",
@@ -197,6 +222,14 @@ KINDS = {
             "red_line",
         ),
         refs=True,
+        sample=(
+            ("evaluation_id", "source_id"),
+            ("interaction_id", "interaction_id"),
+            ("evaluator_no", "evaluator_id"),
+            ("score", "score"),
+            ("evaluated_at", "evaluated_at"),
+            ("red_line", "red_line"),
+        ),
     ),
     "metric-values": Kind(
         "metric-values",
@@ -205,6 +238,12 @@ KINDS = {
         columns=("agent_id", "period_key", "metric", "value"),
         compare=("value",),
         key=lambda row: f"{row[0]}|{row[1]}|{row[2]}",
+        sample=(
+            ("agent_no", "agent_id"),
+            ("period", "period_key"),
+            ("metric_code", "metric"),
+            ("value", "value"),
+        ),
     ),
 }
 
@@ -917,8 +956,11 @@ def _sample(kind: Kind, batch: list, kept: list, room: int) -> list[dict]:
 
 
 def _shown(kind: Kind, row: tuple) -> dict:
+    """A parsed row as the preview shows it: by the file's column names."""
     named = dict(zip(kind.columns, row, strict=True))
-    return kind.shown(named) if kind.shown else named
+    if kind.shown:
+        named = kind.shown(named)
+    return {column: named[field] for column, field in kind.sample}
 
 
 PREVIEW_ROWS = 10

@@ -30,9 +30,8 @@ from portal.metrics.ingest import Preview, run_import
 from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.filters import local_datetime
 
-# Parsed fields that name a user: shown as the employee number.
-USER_FIELDS = ("agent_id", "evaluator_id")
-HIDDEN_FIELDS = ("offered_s", "ended_s", "offered_day", "_interaction", "original_score")
+# Columns of the preview's rows that hold a user's id: shown as the employee number.
+USER_FIELDS = ("agent_no", "evaluator_no")
 # A running task whose progress file has not moved for this long belongs to a dead process.
 STALE_AFTER = timedelta(minutes=5)
 KEEP_TASKS = timedelta(days=7)
@@ -296,8 +295,8 @@ def _preview_result(preview: Preview) -> dict:
     result = asdict(preview)
     ids = {row[f] for row in preview.sample for f in USER_FIELDS if row.get(f)}
     numbers = dict(db.session.execute(select(User.id, User.agent_no).where(User.id.in_(ids))).all())
-    columns = [k for k in (preview.sample[0] if preview.sample else {}) if k not in HIDDEN_FIELDS]
-    result["sample_columns"] = [c.replace("_id", "_no") if c in USER_FIELDS else c for c in columns]
+    columns = list(preview.sample[0]) if preview.sample else []  # "row", then the file's
+    result["sample_columns"] = columns
     result["sample"] = [
         [
             _shown(numbers.get(row.get(c), row.get(c)) if c in USER_FIELDS else row.get(c))
