@@ -19,6 +19,7 @@ from sqlalchemy import select
 from portal.accounts.models import Role, User, UserRole
 from portal.extensions import db
 from portal.metrics.ingest import INTERACTION_COLUMNS, run_import
+from portal.metrics.messages import shown
 
 # position -> (queues, channel, contacts a day, mean handle seconds)
 PROFILES = {
@@ -248,7 +249,7 @@ def seed_activity(today: date, tz: ZoneInfo, days: int | None = None) -> dict[st
             kind, io.BytesIO(text.encode()), filename=f"demo-{kind}.csv", door="demo"
         )
         if record.status != "committed":
-            raise RuntimeError(f"demo {kind} import refused: {record.message}")
+            raise RuntimeError(f"demo {kind} import refused: {shown(record.message)}")
         counts[kind] = record.inserted + record.updated
     return counts
 
