@@ -272,6 +272,10 @@ class Importer:
         self.unrated: set[int] = set()  # interactions a survey or evaluation moved away from
         self.writing = True  # until a rejection makes the import's outcome a refusal
         self._positions = {c: i for i, c in enumerate(kind.columns)}
+        # The stored fields an update may change (an interaction's local day too).
+        self._compared = (
+            (*kind.compare, "offered_day") if kind.model is Interaction else kind.compare
+        )
         self._copy = self._copying = None  # PostgreSQL: the fast attempt's open COPY
         self._copy_info: dict = {}  # and its connection's info, marked while it is open
         self._keys_kept = False  # careful attempts: the file's keys so far, in import_keys
@@ -440,25 +444,24 @@ class Importer:
         with contextlib.suppress(Exception):
             copying.__exit__(RuntimeError, RuntimeError("import abandoned"), None)
 
-    def _existing(self, rows: list[dict]) -> dict:
+    def _existing(self, rows: list[tuple]) -> dict:
         """The stored rows of this batch's keys: plain rows, not ORM objects (fast, never
-        stale after the bulk updates of earlier batches)."""
-        model = self.kind.model
-        fields = [getattr(model, f) for f in ("id", *self.kind.compare)]
-        if model is Interaction:
-            fields.append(model.offered_day)
+        stale after the bulk updates of earlier batches), ending with the fields an update
+        may change (in the order of `_compared`)."""
+        model, position = self.kind.model, self._positions
+        fields = [getattr(model, f) for f in ("id", *self._compared)]
         if model is SuppliedValue:
+            agent, period = itemgetter(position["agent_id"]), itemgetter(position["period_key"])
             found = db.session.execute(
                 select(model.agent_id, model.period_key, model.metric, *fields).where(
-                    model.agent_id.in_({r["agent_id"] for r in rows}),
-                    model.period_key.in_({r["period_key"] for r in rows}),
+                    model.agent_id.in_(set(map(agent, rows))),
+                    model.period_key.in_(set(map(period, rows))),
                 )
             )
             return {f"{s.agent_id}|{s.period_key}|{s.metric}": s for s in found}
+        source = itemgetter(position["source_id"])
         found = db.session.execute(
-            select(model.source_id, *fields).where(
-                _among(model.source_id, [r["source_id"] for r in rows])
-            )
+            select(model.source_id, *fields).where(_among(model.source_id, list(map(source, rows))))
         )
         return {s.source_id: s for s in found}
 
@@ -504,16 +507,23 @@ class Importer:
         the rows kept: those whose id no earlier row of the file had."""
         kind, model, import_id = self.kind, self.kind.model, self.record.id
         batch = self._not_seen_before(batch)
-        named = [(number, dict(zip(kind.columns, row, strict=True))) for number, row in batch]
-        existing = self._existing([row for _, row in named])
+        existing = self._existing([row for _, row in batch])
         inserts, updates = [], []
         changed = unchanged = 0
-        compare = (*kind.compare, "offered_day") if model is Interaction else kind.compare
-        for (_, row), (_, values) in zip(named, batch, strict=True):
+        compare = self._compared
+        # A row sent again is usually exactly as stored: one comparison of the fields an
+        # update may change, as stored and as given, before any closer look.
+        stored_of = itemgetter(*range(-len(compare), 0))
+        given_of = itemgetter(*(self._positions[f] for f in compare))
+        for _, values in batch:
             old = existing.get(kind.key(values))
             if old is None:
                 inserts.append(values)
                 continue
+            if stored_of(old) == given_of(values):
+                unchanged += 1
+                continue
+            row = dict(zip(kind.columns, values, strict=True))
             if (
                 model is QaEvaluation
                 and old.score != old.original_score
