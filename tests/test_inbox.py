@@ -84,7 +84,7 @@ def test_a_file_another_process_is_importing_is_left_to_it(app, inbox):
 def test_a_file_whose_import_was_interrupted_is_tried_once_more(app, inbox, monkeypatch):
     """The scheduler stopped while importing (here: interrupted from the keyboard): nothing
     was stored, the file stayed in processing/ and its lock went with the process. The next
-    run puts it back and imports it."""
+    run imports it there."""
     from portal.metrics import inbox as inbox_module
 
     _drop(inbox / "interactions", "calls.csv", GOOD)
@@ -123,6 +123,52 @@ def test_a_file_interrupted_twice_is_refused_with_a_report(app, inbox, monkeypat
         assert inbox_module.import_inbox(datetime.now(UTC)) == "0 file(s) imported, 1 refused"
     failed = inbox / "interactions" / "failed"
     report = next(p for p in failed.iterdir() if p.name.endswith(".report.txt")).read_text()
-    assert "interrupted twice" in report and "Put it back into the inbox" in report
+    assert "interrupted twice" in report and "Put the file back into the inbox" in report
     assert not list((inbox / "interactions" / "processing").iterdir())
     assert not [p for p in (inbox / "interactions").iterdir() if p.is_file()]
+
+
+def test_a_new_file_never_replaces_one_of_its_name_still_being_imported(app, inbox, monkeypatch):
+    """Daily exports often reuse a name. A calls.csv interrupted in processing/ and a new
+    calls.csv in the inbox: both are imported, one after the other, and both are filed."""
+    import fcntl
+
+    from portal.metrics import inbox as inbox_module
+
+    _drop(inbox / "interactions", "calls.csv", GOOD)
+    real = inbox_module.run_import
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inbox_module, "run_import", stopped)
+    with app.app_context(), pytest.raises(KeyboardInterrupt):
+        inbox_module.import_inbox(datetime.now(UTC))
+    monkeypatch.setattr(inbox_module, "run_import", real)
+    newer = _drop(inbox / "interactions", "calls.csv", GOOD.replace("n1", "n9"))
+    processing = inbox / "interactions" / "processing"
+    with (processing / "calls.csv").open("rb") as other:  # another scheduler retries it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with app.app_context():
+            assert inbox_module.import_inbox(datetime.now(UTC)) == "0 file(s) imported, 0 refused"
+        assert newer.read_text() == GOOD.replace("n1", "n9")  # left waiting, not moved over it
+    with app.app_context():
+        assert inbox_module.import_inbox(datetime.now(UTC)) == "2 file(s) imported, 0 refused"
+        ids = set(db.session.scalars(select(Interaction.source_id)))
+    assert ids == {"n1", "n9"}
+    done = [p for p in (inbox / "interactions" / "done").iterdir() if p.suffix == ".csv"]
+    assert len(done) == 2 and not list(processing.iterdir())
+
+
+def test_an_earlier_files_mark_of_interruption_does_not_count_for_a_new_one(app, inbox):
+    """A mark left by an earlier calls.csv (removed by hand from processing/ since) names
+    that file, not a new one of the same name: the new one, interrupted once, is imported."""
+    from portal.metrics import inbox as inbox_module
+
+    processing = inbox / "interactions" / "processing"
+    processing.mkdir(parents=True)
+    (processing / ".calls.csv.interrupted").write_text("0:12345")
+    _drop(processing, "calls.csv", GOOD)  # left by a scheduler that stopped
+    with app.app_context():
+        assert inbox_module.import_inbox(datetime.now(UTC)) == "1 file(s) imported, 0 refused"
+    assert not list(processing.iterdir())

@@ -1,19 +1,20 @@
 """The inbox folder: files dropped into INBOX_DIR/<kind>/ are imported by the scheduler.
 
-Each file is claimed by locking it and renaming it into `processing/` (one process wins),
+Each file is claimed by locking it and moving it into `processing/` (one process wins),
 imported, then moved to `done/` or `failed/` with its report beside it. Files still being
-written (recently modified, or named *.part / *.tmp / .*) are left for the next run.
+written (recently modified, or named *.part / *.tmp / .*) are left for the next run. A move
+never replaces a file: a new file of the same name as one still in `processing/` waits in
+the inbox until that one is filed.
 
 The lock (flock) is held while the file is imported, and the system drops it when the
 process ends, however it ends. A file in `processing/` that nobody holds was being imported
-by a scheduler that stopped (a restart, a crash): nothing of it was stored (an import is one
-transaction), so it goes back to the inbox for one more try; interrupted a second time, it is
-moved to `failed/` with a report saying so, rather than tried forever.
+by a scheduler that stopped (a restart, a crash). An import is one transaction, so it is
+imported again where it lies (rows already stored would be found unchanged); interrupted a
+second time, it is moved to `failed/` with a report saying so, rather than tried forever.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
@@ -28,6 +29,7 @@ from portal.metrics.ingest import KINDS, rejection_lines, report_lines, run_impo
 from portal.metrics.messages import shown
 
 SETTLE_SECONDS = 10  # a file unchanged this long is complete
+INTERRUPTED = ".interrupted"  # a file's mark that its import was interrupted once
 
 
 def _ready(path: Path, now: float) -> bool:
@@ -37,25 +39,44 @@ def _ready(path: Path, now: float) -> bool:
     return path.is_file() and now - path.stat().st_mtime >= SETTLE_SECONDS
 
 
+def _identity(stat: os.stat_result) -> str:
+    return f"{stat.st_dev}:{stat.st_ino}"
+
+
 def _locked(path: Path):
-    """The file opened and locked for this process, or None if another process holds it (or
-    it is gone). The lock lasts until the returned file is closed, or the process ends."""
+    """The file opened and locked for this process, or None if another process holds it, or
+    it is gone or was replaced meanwhile. The lock lasts until the returned file is closed,
+    or the process ends."""
     try:
         held = path.open("rb")
     except OSError:
         return None
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Locked what is still there under that name (not a file moved away meanwhile)?
+        if _identity(os.fstat(held.fileno())) != _identity(os.stat(path)):
+            raise OSError
     except OSError:
         held.close()
         return None
     return held
 
 
+def _move(path: Path, target: Path) -> bool:
+    """Move a file to `target` unless a file of that name is there (a rename would replace
+    it): whether it moved."""
+    try:
+        os.link(path, target)
+    except FileExistsError:
+        return False
+    os.unlink(path)
+    return True
+
+
 def _claim(path: Path):
     """Lock the file, then move it into processing/: (its new path, the locked file), or None
-    if another process has it. Locking first means no other process ever sees it in
-    processing/ unlocked while this one is at work."""
+    if another process has it, or a file of its name is still there. Locking first means no
+    other process ever sees it in processing/ unlocked while this one is at work."""
     held = _locked(path)
     if held is None:
         return None
@@ -63,24 +84,25 @@ def _claim(path: Path):
     processing.mkdir(exist_ok=True)
     target = processing / path.name
     try:
-        os.rename(path, target)  # a process that locked it after this one moved it, loses
+        if _move(path, target):
+            return target, held
     except OSError:
-        held.close()
-        return None
-    return target, held
+        pass
+    held.close()
+    return None
 
 
-def _interrupted_marker(claimed: Path) -> Path:
-    return claimed.with_name(f".{claimed.name}.interrupted")
+def _marker(claimed: Path) -> Path:
+    return claimed.with_name(f".{claimed.name}{INTERRUPTED}")
 
 
-def _recover(folder: Path) -> int:
-    """Files left in processing/ by a scheduler that stopped: back into the inbox once,
-    to failed/ the second time. Returns how many went to failed/."""
+def _retry_interrupted(kind: str, folder: Path) -> tuple[int, int]:
+    """Files left in processing/ by a scheduler that stopped: imported again where they lie
+    once, moved to failed/ the second time. Returns how many were imported and refused."""
     processing = folder / "processing"
     if not processing.is_dir():
-        return 0
-    failed = 0
+        return 0, 0
+    done = failed = 0
     for path in sorted(processing.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
@@ -88,32 +110,40 @@ def _recover(folder: Path) -> int:
         if held is None:
             continue  # being imported right now
         with held:
-            marker = _interrupted_marker(path)
-            if marker.exists():
-                marker.unlink()
+            marker, identity = _marker(path), _identity(os.fstat(held.fileno()))
+            try:
+                before = marker.read_text()
+            except OSError:
+                before = ""
+            if before == identity:  # this very file (not an earlier one of its name)
                 _finish(
                     path,
                     "failed",
                     f"{path.name}: the import was interrupted twice (the scheduler stopped "
-                    "while importing it); nothing of it was stored. Put it back into the "
-                    "inbox folder to try again.\n",
+                    "while importing it). Put the file back into the inbox folder to try "
+                    "again.\n",
                 )
                 failed += 1
-            else:
-                marker.touch()
-                with contextlib.suppress(OSError):
-                    os.rename(path, folder / path.name)
-    return failed
+                continue
+            marker.write_text(identity)
+            ok = _import_one(kind, path, path.name)
+            done, failed = done + ok, failed + (not ok)
+    for marker in processing.glob(f".*{INTERRUPTED}"):  # of files filed or removed since
+        if not marker.with_name(marker.name[1 : -len(INTERRUPTED)]).exists():
+            marker.unlink(missing_ok=True)
+    return done, failed
 
 
 def _finish(claimed: Path, outcome: str, report: str) -> Path:
     folder = claimed.parent.parent / outcome
     folder.mkdir(exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = folder / f"{stamp}-{claimed.name}"
-    os.rename(claimed, target)
+    target, n = folder / f"{stamp}-{claimed.name}", 1
+    while not _move(claimed, target):  # one of that name filed this second already
+        n += 1
+        target = folder / f"{stamp}-{n}-{claimed.name}"
     target.with_name(target.name + ".report.txt").write_text(report, encoding="utf-8")
-    _interrupted_marker(claimed).unlink(missing_ok=True)
+    _marker(claimed).unlink(missing_ok=True)
     return target
 
 
@@ -125,7 +155,8 @@ def import_inbox(now: datetime) -> str:
     for kind in KINDS:
         folder = root / kind
         folder.mkdir(parents=True, exist_ok=True)
-        failed += _recover(folder)
+        retried, refused = _retry_interrupted(kind, folder)
+        done, failed = done + retried, failed + refused
         for path in sorted(folder.iterdir()):
             if not _ready(path, clock):
                 continue
