@@ -58,6 +58,8 @@ def test_files_are_imported_and_filed_with_their_report(app, inbox):
     assert sorted(p.name.split("-", 2)[-1] for p in done) == ["calls.csv", "calls.csv.report.txt"]
     report = next(p for p in failed if p.name.endswith(".report.txt")).read_text()
     assert "Row 2: agent_no 'NOBODY' is not a known employee number" in report
+    assert "Fix them and put the file into the inbox folder again." in report
+    assert "valid rows only" not in report  # the inbox has no such choice
     remaining = {p.name for p in (inbox / "interactions").iterdir() if p.is_file()}
     assert remaining == {"half-written.csv.part", "just-now.csv"}  # left for later
     assert not list((inbox / "interactions" / "processing").iterdir())

@@ -785,7 +785,7 @@ def _attempt(
             return _preview(record, importer, kind, parsed.columns, sample, exc.message)
         # Reading may have stopped part-way (a bad byte deep in the file): the checksum still
         # covers the whole file.
-        return _finish_refused(record, importer, exc.message, parsed.checksum())
+        return _finish_refused(record, importer, exc.message, parsed.checksum)
     finally:
         importer.abandon()
         gc.set_threshold(*collecting)
@@ -794,9 +794,15 @@ def _attempt(
         return _preview(record, importer, kind, parsed.columns, sample, None)
 
     if record.rejected and not valid_only:
-        if door == "api":  # the API has no "valid rows only"
+        if door == "api":  # neither the API nor the inbox has "valid rows only"
             message = _l(
                 "%(n)s row(s) rejected, nothing imported. Fix them and send the rows again.",
+                n=record.rejected,
+            )
+        elif door == "inbox":
+            message = _l(
+                "%(n)s row(s) rejected, nothing imported. Fix them and put the file into the "
+                "inbox folder again.",
                 n=record.rejected,
             )
         else:
@@ -804,7 +810,7 @@ def _attempt(
                 "%(n)s row(s) rejected, nothing imported. Fix them, or import the valid rows only.",
                 n=record.rejected,
             )
-        return _finish_refused(record, importer, message, parsed.checksum())
+        return _finish_refused(record, importer, message, parsed.checksum)
     if record.rejected and not (record.inserted + record.updated + record.unchanged):
         # The valid rows only, and there are none: nothing was imported because of errors.
         message = _l(
@@ -812,7 +818,7 @@ def _attempt(
             "the file again.",
             n=record.rejected,
         )
-        return _finish_refused(record, importer, message, parsed.checksum())
+        return _finish_refused(record, importer, message, parsed.checksum)
     _update_derived(importer)
     record.rejections = importer.rejections
     record.checksum = parsed.checksum()
@@ -1022,14 +1028,18 @@ def _preview(record, importer, kind: Kind, columns, sample, problem) -> Preview:
 
 
 def _finish_refused(
-    record: ImportRecord, importer: Importer, message: LazyString | str, checksum: str
+    record: ImportRecord,
+    importer: Importer,
+    message: LazyString | str,
+    checksum: Callable[[], str],
 ) -> ImportRecord:
-    """Undo every row; keep only the record of what was refused and why."""
+    """Undo every row; keep only the record of what was refused and why. The file's checksum
+    is taken after the undo: finishing it may mean reading the rest of a large file, which
+    should not hold the database's write lock meanwhile."""
     saved = {
         "kind": record.kind,
         "door": record.door,
         "filename": record.filename,
-        "checksum": checksum,
         "actor_id": record.actor_id,
         "actor_label": record.actor_label,
         "started_at": record.started_at,
@@ -1042,6 +1052,7 @@ def _finish_refused(
     db.session.rollback()
     refused = ImportRecord(
         **saved,
+        checksum=checksum(),
         status="rejected",
         finished_at=utcnow(),
         message=messages.stored(message),
