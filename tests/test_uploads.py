@@ -441,3 +441,74 @@ def test_a_task_nobody_picks_up_says_to_start_the_scheduler(app, admin):
         task.created_at = utcnow() - timedelta(minutes=2)
         db.session.commit()
     assert "flask scheduler run" in admin.get(queued.headers["Location"]).get_data(True)
+
+
+def _postgresql_only(app) -> None:
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite has one writer at a time: the other scheduler would wait")
+
+
+def _meanwhile_another_scheduler_fails(app, task_id: int) -> None:
+    """What another scheduler process does to a task it takes for dead: its own connection
+    marks the task failed and commits."""
+    from portal.metrics.uploads import INTERRUPTED, _failed
+
+    with app.app_context():  # a session of its own (pushed contexts do not share one)
+        task = db.session.get(UploadTask, task_id)
+        _failed(task, INTERRUPTED, task.started_at)
+        db.session.commit()
+
+
+def test_a_task_reported_dead_by_two_schedulers_gets_one_failed_record(app, admin, monkeypatch):
+    from datetime import timedelta
+
+    from portal.db import utcnow
+    from portal.metrics import uploads
+
+    _postgresql_only(app)
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    task_id = _task_id(app, token, "import")
+    with app.app_context():
+        task = db.session.get(UploadTask, task_id)
+        task.status, task.started_at = "running", utcnow() - timedelta(minutes=10)
+        db.session.commit()
+    stale = uploads.is_stale
+
+    def seen_stale_by_both(task, now):  # the other scheduler reports it first
+        _meanwhile_another_scheduler_fails(app, task.id)
+        return stale(task, now)
+
+    monkeypatch.setattr(uploads, "is_stale", seen_stale_by_both)
+    with app.app_context():
+        assert uploads.run_upload_tasks().endswith("0 interrupted")
+        assert db.session.scalar(select(func.count(ImportRecord.id))) == 1
+
+
+def test_an_import_reported_dead_while_it_ran_is_undone(app, admin, monkeypatch):
+    """Another scheduler took the running import for dead and told the uploader it failed
+    with nothing stored: when the import ends after all, it is undone, so that stays true."""
+    from portal.metrics import ingest, uploads
+
+    _postgresql_only(app)
+    html = _preview(admin, CSV.encode()).get_data(as_text=True)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+    queued = post(admin, "/imports/commit", {"token": token, "valid_only": "1"})
+    real = ingest.run_import
+
+    def slow_import(*args, **kwargs):
+        outcome = real(*args, **kwargs)
+        _meanwhile_another_scheduler_fails(app, _task_id(app, token, "import"))
+        return outcome
+
+    monkeypatch.setattr(uploads, "run_import", slow_import)
+    _run_tasks(app)
+    assert _count(app) == 0
+    with app.app_context():
+        records = db.session.scalars(select(ImportRecord)).all()
+        assert [r.status for r in records] == ["failed"]
+        assert db.session.get(UploadTask, _task_id(app, token, "import")).status == "failed"
+    html = admin.get(queued.headers["Location"]).get_data(as_text=True)
+    assert 'id="imports-task-failed"' in html

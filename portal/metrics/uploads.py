@@ -194,6 +194,7 @@ def run_task(task: UploadTask) -> None:
             if isinstance(outcome, Preview):
                 task.result = _preview_result(outcome)
     except FileNotFoundError:
+        db.session.rollback()
         _failed(db.session.get(UploadTask, task.id), FILE_GONE, utcnow(), started=False)
         db.session.commit()
         return
@@ -205,7 +206,17 @@ def run_task(task: UploadTask) -> None:
         return
     if not isinstance(outcome, Preview):
         task.import_id = outcome.id
-    task.status, task.finished_at = "done", utcnow()
+    # Done only if still running: a task another scheduler took for dead meanwhile was
+    # reported failed with nothing stored, and so it stays (its import is undone).
+    finished = db.session.execute(
+        update(UploadTask)
+        .where(UploadTask.id == task.id, UploadTask.status == "running")
+        .values(status="done", finished_at=utcnow())
+    ).rowcount
+    if not finished:
+        current_app.logger.warning("upload task %s was marked failed while it ran", task.id)
+        db.session.rollback()
+        return
     db.session.commit()
     _progress_path(task).unlink(missing_ok=True)
     if task.action == "import":
@@ -266,11 +277,21 @@ def _checksum(path: Path) -> str:
 def _fail_stale(now: datetime) -> int:
     """Mark running tasks whose process died as failed (their import rolled back with it)."""
     stale = 0
-    for task in db.session.scalars(select(UploadTask).where(UploadTask.status == "running")):
-        if is_stale(task, now):
+    running = db.session.scalars(select(UploadTask).where(UploadTask.status == "running")).all()
+    for task in running:
+        if not is_stale(task, now):
+            continue
+        # Claimed first, so that two schedulers never both report it (nor one report a task
+        # that just finished).
+        claimed = db.session.execute(
+            update(UploadTask)
+            .where(UploadTask.id == task.id, UploadTask.status == "running")
+            .values(status="failed", finished_at=now)
+        ).rowcount
+        if claimed:
             _failed(task, INTERRUPTED, now)
             stale += 1
-    db.session.commit()
+        db.session.commit()
     return stale
 
 
