@@ -5,6 +5,7 @@ Set BENCH_AGENTS to run smaller (the default is 1,000 agents, about 2 million in
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -165,12 +166,27 @@ def sqlite_baseline(path: Path, folder: Path) -> CpuUse:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(PLAIN_TABLE)
+    settle()
     with measured(server=False) as use:
         conn.execute("BEGIN")
         conn.executemany(f"INSERT INTO plain VALUES ({', '.join('?' * 12)})", _parsed_rows(path))
         conn.execute("COMMIT")
     conn.close()
     return use
+
+
+def settle(url: str = "") -> None:
+    """Before a timed load: write out what earlier work left unwritten, the system's dirty
+    pages (sync) and a PostgreSQL server's buffers (a CHECKPOINT, when allowed: it needs a
+    superuser or pg_checkpoint), so that no load pays for the one before it."""
+    os.sync()
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with contextlib.suppress(psycopg.Error), psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
 
 
 def postgres_baseline(path: Path, url: str) -> CpuUse:
@@ -180,6 +196,7 @@ def postgres_baseline(path: Path, url: str) -> CpuUse:
         conn.execute("DROP TABLE IF EXISTS plain")
         conn.execute(PLAIN_TABLE.replace("INTEGER", "INT"))
         conn.commit()
+        settle(url)
         with measured(server=True) as use:
             with conn.cursor() as cur, cur.copy("COPY plain FROM STDIN") as copy:
                 for row in _parsed_rows(path):
@@ -261,10 +278,13 @@ def _measure(label: str, path: Path, rows: int, agents: int, fresh, baseline) ->
         seconds, peak = _flask(url, "import", "interactions", str(path))
         commands.append(seconds)
         peaks.append(peak)
+        # The bare load first, into an empty database of its own as the import gets, so that
+        # neither runs beside the other's after-effects (checkpoints, autovacuum).
+        url = fresh()
+        based.append(baseline(url))
         url = fresh()
         _prepare(url, agents)
         imported.append(_import_here(url, path))
-        based.append(baseline(url))
     metrics = [metrics_times(url) for _ in range(REPEATS)]
     resent = _import_here(url, path, unchanged=rows).wall  # the same file again, on that database
     url = fresh()
@@ -338,6 +358,7 @@ def _import_here(url: str, path: Path, unchanged: int = 0) -> CpuUse:
     from portal.metrics.ingest import run_import
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    settle(url)
     with app.app_context():
         with measured(server=url.startswith("postgresql")) as use:
             with path.open("rb") as stream, force_locale("en"):
@@ -369,6 +390,7 @@ def portal_table_load(url: str, path: Path) -> float:
         source = parsing.open_table(io.BufferedReader(reader, parsing.BLOCK), path.name)
         batches = parsing.parse_batches(kind.layout, source, ctx, 10_000, lambda: 0)
         parsed = [[row for _, row in batch] for batch, *_ in batches]  # not timed
+        settle(url)
         connection = db.session.connection()
         started = time.perf_counter()
         if connection.dialect.name == "postgresql":  # one binary COPY, as the import writes
@@ -452,9 +474,11 @@ def section(results: list[dict]) -> list[str]:
         f"{time.strftime('%Y-%m-%d')}. One generated month (November 2026) of about 65 contacts "
         f"a day per agent, as a CSV file of the columns of metrics.md §1. Each store gets "
         f"{REPEATS} rounds, each on fresh databases: the file is imported with `flask import "
-        "interactions` (its own process, as an administrator runs it), then imported again "
-        "in the benchmark's running process, then the same rows are loaded the bare way into a "
-        "table of the file's columns; medians of the rounds. The metrics are computed "
+        "interactions` (its own process, as an administrator runs it), the same rows are "
+        "loaded the bare way into a table of the file's columns in an empty database of its "
+        "own, then the file is imported again in the benchmark's running process; each timed "
+        "load starts after a sync (and on PostgreSQL a CHECKPOINT); medians of the rounds. The "
+        "metrics are computed "
         f"{REPEATS} times on the last database, and the file is then sent to it once more. "
         "Ratio = the portal's time ÷ the baseline's "
         "(lower is better).",
