@@ -84,3 +84,12 @@ def scheduler(app):
     yield
     stop.set()
     thread.join()
+
+
+def settled(page) -> None:
+    """Wait until htmx has finished its last swap: new content is shown at once, but only
+    wired (its own hx- attributes working) when htmx settles it, about 20 ms later."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, "
+        ".htmx-added')"
+    )

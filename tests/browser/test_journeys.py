@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.accounts.models import Role
+from tests.browser.conftest import settled
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -151,6 +152,7 @@ def test_choosing_a_period_updates_its_dates_and_keeps_the_team_sort(
     expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▲")
     page.click("#metrics-team th a:text('平均处理时长')")
     expect(page.locator("#metrics-team th a:text('平均处理时长')")).to_contain_text("▼")
+    settled(page)  # the picker came with the sorted table: it works once htmx has settled it
     page.focus("#metrics-team-period")
     page.select_option("#metrics-team-period", before.key)
     expect(page.get_by_text(dates)).to_be_visible()

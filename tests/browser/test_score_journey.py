@@ -46,6 +46,7 @@ def test_agent_reads_the_score_its_reasons_and_tries_a_change(app, live_server, 
     page.click("#scoring-explain-link")
     expect(page).to_have_url(re.compile(r"/explain\?period=2026-10"))
     expect(page.get_by_text("统计区间 2026-10-01 至 2026-10-31")).to_be_visible()
+    page.wait_for_load_state()  # htmx wires the page's picker once the page has loaded
 
     page.select_option("#scoring-explain-period", "2026-11")
     expect(page.get_by_text("统计区间 2026-11-01 至 2026-11-30")).to_be_visible()
