@@ -42,6 +42,21 @@ def _drop(folder, name, text, age=60):
     return path
 
 
+def _stopped_while_importing(app, monkeypatch, times: int = 1) -> None:
+    """Runs of the job that stop inside the import, as when the scheduler is stopped there
+    (here: interrupted from the keyboard)."""
+    from portal.metrics import inbox as inbox_module
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(inbox_module, "run_import", stopped)
+        for _ in range(times):
+            with app.app_context(), pytest.raises(KeyboardInterrupt):
+                inbox_module.import_inbox(datetime.now(UTC))
+
+
 def test_files_are_imported_and_filed_with_their_report(app, inbox):
     _drop(inbox / "interactions", "calls.csv", GOOD)
     _drop(inbox / "interactions", "broken.csv", BAD)
@@ -90,17 +105,9 @@ def test_a_file_whose_import_was_interrupted_is_tried_once_more(app, inbox, monk
     from portal.metrics import inbox as inbox_module
 
     _drop(inbox / "interactions", "calls.csv", GOOD)
-    real = inbox_module.run_import
-
-    def stopped(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(inbox_module, "run_import", stopped)
-    with app.app_context(), pytest.raises(KeyboardInterrupt):
-        inbox_module.import_inbox(datetime.now(UTC))
+    _stopped_while_importing(app, monkeypatch)
     processing = inbox / "interactions" / "processing"
     assert [p.name for p in processing.iterdir()] == ["calls.csv"]
-    monkeypatch.setattr(inbox_module, "run_import", real)
     with app.app_context():
         assert inbox_module.import_inbox(datetime.now(UTC)) == "1 file(s) imported, 0 refused"
         assert db.session.scalar(select(func.count(Interaction.id))) == 1
@@ -113,14 +120,7 @@ def test_a_file_interrupted_twice_is_refused_with_a_report(app, inbox, monkeypat
     from portal.metrics import inbox as inbox_module
 
     _drop(inbox / "interactions", "calls.csv", GOOD)
-
-    def stopped(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(inbox_module, "run_import", stopped)
-    for _ in range(2):
-        with app.app_context(), pytest.raises(KeyboardInterrupt):
-            inbox_module.import_inbox(datetime.now(UTC))
+    _stopped_while_importing(app, monkeypatch, times=2)
     with app.app_context():
         assert inbox_module.import_inbox(datetime.now(UTC)) == "0 file(s) imported, 1 refused"
     failed = inbox / "interactions" / "failed"
@@ -138,15 +138,7 @@ def test_a_new_file_never_replaces_one_of_its_name_still_being_imported(app, inb
     from portal.metrics import inbox as inbox_module
 
     _drop(inbox / "interactions", "calls.csv", GOOD)
-    real = inbox_module.run_import
-
-    def stopped(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(inbox_module, "run_import", stopped)
-    with app.app_context(), pytest.raises(KeyboardInterrupt):
-        inbox_module.import_inbox(datetime.now(UTC))
-    monkeypatch.setattr(inbox_module, "run_import", real)
+    _stopped_while_importing(app, monkeypatch)
     newer = _drop(inbox / "interactions", "calls.csv", GOOD.replace("n1", "n9"))
     processing = inbox / "interactions" / "processing"
     with (processing / "calls.csv").open("rb") as other:  # another scheduler retries it

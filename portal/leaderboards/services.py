@@ -35,6 +35,7 @@ from portal.periods.services import visible_results
 from portal.scoring import engine
 from portal.scoring.models import Plan, PlanVersion
 from portal.scoring.services import all_results
+from portal.web.pages import Page, paginate
 
 # Boards built from a period's results, and boards of the points ledger.
 RESULT_BOARDS = ("final", "metric", "improved", "teams")
@@ -568,43 +569,6 @@ def points_board(holders: Iterable[PointsHolder], group: str = "") -> list[Entry
 
 
 # --- what a viewer sees of a board ----------------------------------------------------------
-
-
-@dataclass
-class Page:
-    """One page of a list already in memory, with what the pager macro reads."""
-
-    items: list
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
-
-
-def paginate(items: list, page: int, per_page: int = PER_PAGE) -> Page:
-    pages = max(1, math.ceil(len(items) / per_page))
-    page = min(max(page, 1), pages)
-    start = (page - 1) * per_page
-    return Page(items[start : start + per_page], page, per_page, len(items))
 
 
 @dataclass

@@ -3,7 +3,6 @@ the scheduler runs while the page shows its progress; and the import history."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, current_app, request, url_for
@@ -22,6 +21,7 @@ from portal.metrics.messages import actor_shown, shown
 from portal.metrics.models import ImportRecord, UploadTask
 from portal.web.auth import require
 from portal.web.htmx import redirect_to, render
+from portal.web.pages import Page, paginate
 
 bp = Blueprint("imports", __name__)
 
@@ -37,36 +37,12 @@ REJECTIONS_PER_PAGE = 100
 
 
 @dataclass
-class Rejections:
-    """One page of the rejections an import kept (at most KEEP_REJECTIONS), with what the
-    pager macro reads, and how many more were rejected than kept."""
+class Rejections(Page):
+    """One page of the rejections an import kept (at most KEEP_REJECTIONS), and how many
+    more were rejected than kept."""
 
-    items: list
-    page: int
-    total: int  # kept
-    rejected: int  # in all
+    rejected: int = 0  # in all
     kept_at_most: int = KEEP_REJECTIONS
-    per_page: int = REJECTIONS_PER_PAGE
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
 
     @property
     def more(self) -> int:
@@ -84,11 +60,8 @@ def file_size(size: int) -> str:
 
 
 def _rejections(kept: list | None, rejected: int) -> Rejections:
-    kept = kept or []
-    pages = max(1, math.ceil(len(kept) / REJECTIONS_PER_PAGE))
-    page = min(max(request.args.get("page", 1, type=int), 1), pages)
-    start = (page - 1) * REJECTIONS_PER_PAGE
-    return Rejections(kept[start : start + REJECTIONS_PER_PAGE], page, len(kept), rejected)
+    found = paginate(kept or [], request.args.get("page", 1, type=int), REJECTIONS_PER_PAGE)
+    return Rejections(**vars(found), rejected=rejected)
 
 
 def _max_mb() -> int:
